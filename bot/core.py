@@ -1,0 +1,121 @@
+"""The :class:`Bot`: one artist's seeds, index, persona and answers, together."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from .answer import Answer, RefusalModel, compose, refusal_features, small_talk
+from .config import Config
+from .embed import Embedder
+from .index import BuildReport, IndexUnavailable, LoadedIndex, load_index, settings_of, stale_files, update_index
+from .ingest import load_seeds
+from .persona import Persona, load_persona
+from .query import build_query
+from .retrieve import Passage, Retriever
+
+log = logging.getLogger(__name__)
+
+
+class Bot:
+    """A grounded Q&A bot over the seeds named in its :class:`Config`.
+
+    The embedding model and the index load on first use. ``update()`` can run
+    in a background thread while other threads answer: the new index is
+    swapped in with one assignment, so every question is answered from
+    either the old or the new index.
+    """
+
+    def __init__(self, config: Config | None = None, embedder: Embedder | None = None):
+        self.config = config or Config()
+        self.embedder = embedder or Embedder(self.config.model)
+        self.persona: Persona = load_persona(self.config.persona_path)
+        self.refusal_model = RefusalModel.bundled()
+        self._retriever: Retriever | None = None
+        self._update_lock = threading.Lock()
+
+    # -- the index -------------------------------------------------------
+
+    def update(self, progress: bool = False) -> BuildReport:
+        """Bring the index up to date with the seeds and start using it."""
+        with self._update_lock:
+            report = update_index(self.config, self.embedder, progress=progress)
+            if report.changed_anything or self._retriever is None:
+                self._use(load_index(self.config.index_dir, settings_of(self.config)))
+            return report
+
+    def ensure_index(self, progress: bool = False) -> BuildReport | None:
+        """Load the index, first building or updating it if it is missing, damaged or stale.
+
+        Returns the build report when a build was needed, else None. When the
+        index is stale but cannot be rewritten (a read-only folder), the bot
+        keeps answering from the index it has and logs why.
+        """
+        try:
+            index = load_index(self.config.index_dir, settings_of(self.config))
+        except IndexUnavailable as problem:
+            log.info("Building the index: %s.", problem.reason)
+            return self.update(progress)
+        if not stale_files(index, load_seeds(self.config.seeds_dir, self.config.max_seed_bytes)):
+            self._use(index)
+            return None
+        try:
+            return self.update(progress)
+        except OSError as error:
+            log.warning("The seeds changed but the index cannot be updated (%s); answering from the old one.", error)
+            self._use(index)
+            return None
+
+    def _use(self, index: LoadedIndex) -> None:
+        self._retriever = Retriever(index, self.embedder, self.config)
+
+    @property
+    def retriever(self) -> Retriever:
+        """The retriever over the current index (loading it on first use)."""
+        if self._retriever is None:
+            self.ensure_index()
+        return self._retriever
+
+    # -- questions -------------------------------------------------------
+
+    def retrieve(self, question: str, k: int = 5, history: list[dict] | None = None) -> list[Passage]:
+        """The ``k`` seed sentences that best match ``question``, best first."""
+        if len(question) > self.config.max_question_chars:
+            question = question[: self.config.max_question_chars]
+        return self.retriever.retrieve(question, k=k, history=history)
+
+    def answer(self, question: str, history: list[dict] | None = None) -> Answer:
+        """Answer a fan's question from the seeds, or refuse in the persona's voice.
+
+        ``history`` is the chat so far as ``{"role", "content"}`` messages,
+        oldest first; it lets a follow-up like "Was it successful?" find what
+        "it" is. The same inputs always give the same answer.
+        """
+        persona = self.persona
+        if not isinstance(question, str):
+            question = "" if question is None else str(question)
+        if len(question) > self.config.max_question_chars:
+            text = persona.say(persona.too_long, limit=self.config.max_question_chars)
+            return Answer(text=text, refused=True, kind="invalid")
+        query = build_query(question, history)
+        if not any(ch.isalnum() for ch in query.question):
+            return Answer(text=persona.say(persona.empty_question), refused=True, kind="invalid")
+        reply = small_talk(query.question, persona)
+        if reply is not None:
+            return reply
+
+        retriever = self.retriever
+        ranked = retriever.candidates(query)
+        if not ranked:
+            return Answer(text=persona.refusal_text(), refused=True, kind="refusal", confidence=0.0)
+        confidence = self.refusal_model.probability(refusal_features(query, ranked, retriever))
+        if confidence < self.refusal_model.threshold:
+            return Answer(text=persona.refusal_text(), refused=True, kind="refusal", confidence=confidence)
+        passages = compose(ranked, retriever, self.config.answer_max_words)
+        return Answer(
+            text=" ".join(p.text for p in passages),
+            refused=False,
+            citations=passages,
+            kind="answer",
+            confidence=confidence,
+        )

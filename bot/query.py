@@ -1,0 +1,111 @@
+"""Read a fan's question: what kind of answer it wants, and what it refers to.
+
+Everything here is plain string work on the question (and the chat so far);
+no model is involved, so it is cheap and deterministic.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+
+# A "when" question wants a date, "how many" a number, "who" or "where" a
+# name that is not already in the question. A sentence that offers what the
+# question wants is more likely to answer it.
+_WANTS = [
+    ("date", re.compile(r"\bwhen\b|\bwhat (year|date|century|decade|month|day)\b|\b(which|what) (year|era)\b", re.I)),
+    ("number", re.compile(r"\bhow (many|much|old|long|far|often)\b|\bwhat (number|percentage|age)\b", re.I)),
+    ("name", re.compile(r"\bwho(m|se)?\b|\bwhere\b|\bwhich (city|country|town|place|composer|singer)\b", re.I)),
+]
+_DATE = re.compile(
+    r"\b(1[0-9]{3}|20[0-9]{2})s?\b|\b(January|February|March|April|May|June|July|August|September|October|"
+    r"November|December|spring|summer|autumn|winter|century|decade)\b",
+    re.I,
+)
+_NUMBER = re.compile(
+    r"\d|\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|hundred|"
+    r"thousand|million|billion|dozen|several|half|once|twice)\b",
+    re.I,
+)
+_CAPITALISED = re.compile(r"\b[A-Z][\w'’-]+")
+_WORD = re.compile(r"\w+")
+
+# Words that point back at something said earlier in the chat. "She" and
+# "her" are left out: in a bot about one artist they mean the artist.
+_ANAPHORA = re.compile(r"\b(it|its|that|this|these|those|they|them|their|there|then)\b", re.I)
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+
+
+def normalize_question(text: str) -> str:
+    """Make a question safe to process: NFC, no control or bidi characters, tidy spaces."""
+    text = unicodedata.normalize("NFC", text)
+    text = _CONTROL.sub(" ", text)
+    return " ".join(text.split())
+
+
+def words(text: str) -> set[str]:
+    """Lower-cased words of a text."""
+    return {w.lower() for w in _WORD.findall(text)}
+
+
+def wanted_answer(question: str) -> str | None:
+    """What kind of thing the question asks for: "date", "number", "name" or None."""
+    for kind, pattern in _WANTS:
+        if pattern.search(question):
+            return kind
+    return None
+
+
+def offers(sentence: str, wanted: str | None, question_words: set[str]) -> bool | None:
+    """Whether ``sentence`` contains the kind of thing the question wants.
+
+    None when the question wants nothing in particular.
+    """
+    if wanted == "date":
+        return bool(_DATE.search(sentence))
+    if wanted == "number":
+        return bool(_NUMBER.search(sentence))
+    if wanted == "name":
+        return any(w.lower() not in question_words for w in _CAPITALISED.findall(sentence))
+    return None
+
+
+@dataclass(frozen=True)
+class Query:
+    """A question ready for retrieval."""
+
+    #: The question as asked (normalised).
+    question: str
+    #: What is searched for: the question, plus the earlier turn it refers to.
+    search_text: str
+    #: The kind of answer wanted ("date", "number", "name") or None.
+    wants: str | None
+
+
+def build_query(question: str, history: list[dict] | None = None) -> Query:
+    """Turn a question and the chat so far into a :class:`Query`.
+
+    A follow-up such as "Was it successful?" names nothing the seeds can be
+    searched for, so the fan's previous question is searched along with it.
+    """
+    question = normalize_question(question)
+    search_text = question
+    previous = _last_user_message(history)
+    if previous and _is_follow_up(question):
+        search_text = f"{question} {previous}"
+    return Query(question=question, search_text=search_text, wants=wanted_answer(question))
+
+
+def _last_user_message(history: list[dict] | None) -> str | None:
+    for message in reversed(history or []):
+        if isinstance(message, dict) and message.get("role") == "user":
+            content = message.get("content")
+            if isinstance(content, str) and content.strip():
+                return normalize_question(content)
+    return None
+
+
+def _is_follow_up(question: str) -> bool:
+    """A question that leans on the conversation: it refers back, or is very short."""
+    return bool(_ANAPHORA.search(question)) or len(_WORD.findall(question)) <= 3
