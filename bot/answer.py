@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 
 from .persona import Persona
-from .query import Query, words
+from .query import Query
 from .retrieve import Candidate, Passage, Retriever
 
 # Whole-message small talk that deserves a persona reply, not a search.
@@ -104,28 +104,17 @@ def refusal_features(query: Query, ranked: list[Candidate], retriever: Retriever
     """
     best = ranked[0]
     second = ranked[1].score if len(ranked) > 1 else best.score
-    content = [w for w in words(query.question) if w not in _QUESTION_WORDS]
-    unknown = [w for w in content if w not in retriever.vocabulary]
+    unknown, terms = retriever.unknown_terms(query.question)
     names = {w.lower() for w in re.findall(r"(?<!^)(?<![.?!] )\b[A-Z][\w'’-]+", query.question)}
     return {
         "dense": max(c.dense for c in ranked[:3]),
         "context_dense": best.context_dense,
         "score": best.score,
         "margin": best.score - second,
-        "unknown_words": len(unknown) / max(len(content), 1),
-        "unknown_names": float(len(names - retriever.vocabulary)),
+        "unknown_words": len(unknown) / max(len(terms), 1),
+        "unknown_names": float(len(names - retriever.words)),
         "lacks_wanted": 1.0 if best.offers_wanted is False else 0.0,
     }
-
-
-# Question words and function words that say nothing about the topic.
-_QUESTION_WORDS = set(
-    """a about after all also am an and any are as at be been before being but by can could did do does doing
-    during for from had has have having he her here hers him his how i if in into is it its just me more most my
-    no not of on once only or other our out over own same she should so some such than that the their them then
-    there these they this those through to too under until up very was we were what when where which while who
-    whom whose why will with would you your yours s t don tell know like many much one ever""".split()
-)
 
 
 def compose(ranked: list[Candidate], retriever: Retriever, max_words: int) -> list[Passage]:

@@ -52,6 +52,10 @@ def sentence_spans(text: str, start: int, end: int) -> list[tuple[int, int]]:
         for sentence in paragraph:
             first, last = sentence[0], sentence[-1]
             s, e = first.offset, last.offset + len(last.value)
+            # syntok may end a sentence with an empty token after a line
+            # break; the span ends at the sentence's last character.
+            while e > s and block[e - 1].isspace():
+                e -= 1
             if block[s:e].strip():
                 spans.extend(_split_long(block, s, e))
     return [(start + s, start + e) for s, e in spans]

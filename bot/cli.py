@@ -151,6 +151,25 @@ def eval_command(qa_path, method, as_json, seeds_dir, index_dir, model, verbose)
 
 
 @cli.command()
+@click.argument("eval_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+                default=Path(__file__).resolve().parent.parent.parent / "shared" / "eval")
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path),
+              default=Path(__file__).resolve().parent / "calibration.json", show_default=True,
+              help="Where to write the refusal model.")
+@common_options
+def calibrate(eval_dir, output, seeds_dir, index_dir, model, verbose):
+    """Re-derive the refusal thresholds from the question sets in EVAL_DIR.
+
+    EVAL_DIR holds one folder per set with a qa.jsonl (default: ../shared/eval).
+    """
+    _setup_logging(verbose)
+    from .calibrate import calibrate as run_calibration
+
+    result = run_calibration(eval_dir, output, make_config(seeds_dir, None, model))
+    click.echo(json.dumps(result, indent=1))
+
+
+@cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on; use 0.0.0.0 to let other machines connect.")
 @click.option("--port", default=7860, show_default=True, help="Port to listen on.")

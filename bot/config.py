@@ -26,6 +26,8 @@ class Ranking:
     #: Bonus (or penalty) for a sentence that offers (or lacks) the kind of
     #: answer the question wants, in units of one signal's spread.
     answer_type: float = 1.0
+    #: Weight of the previous question's scores when a question is a follow-up.
+    follow_up: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -51,9 +53,9 @@ class Config:
     candidates: int = 50
     #: A second sentence joins the answer when its score is within this
     #: margin of the best one (fused-score units) ...
-    second_sentence_margin: float = 0.5
+    second_sentence_margin: float = 2.0
     #: ... and the two together have at most this many words.
-    answer_max_words: int = 60
+    answer_max_words: int = 70
     #: Longest question, in characters, that the bot reads; longer ones get a
     #: polite request to shorten them instead of an answer.
     max_question_chars: int = 1000

@@ -77,8 +77,9 @@ class Query:
 
     #: The question as asked (normalised).
     question: str
-    #: What is searched for: the question, plus the earlier turn it refers to.
-    search_text: str
+    #: The fan's previous question when this one is a follow-up that leans
+    #: on it ("Was it successful?"); it is searched for too, with less weight.
+    follow_up_of: str | None
     #: The kind of answer wanted ("date", "number", "name") or None.
     wants: str | None
 
@@ -90,11 +91,9 @@ def build_query(question: str, history: list[dict] | None = None) -> Query:
     searched for, so the fan's previous question is searched along with it.
     """
     question = normalize_question(question)
-    search_text = question
     previous = _last_user_message(history)
-    if previous and _is_follow_up(question):
-        search_text = f"{question} {previous}"
-    return Query(question=question, search_text=search_text, wants=wanted_answer(question))
+    follow_up_of = previous if previous and _is_follow_up(question) else None
+    return Query(question=question, follow_up_of=follow_up_of, wants=wanted_answer(question))
 
 
 def _last_user_message(history: list[dict] | None) -> str | None:

@@ -11,6 +11,7 @@ of answer the question wants (a date for "when", a number for "how many").
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 import bm25s
@@ -22,6 +23,8 @@ from .embed import Embedder
 from .index import LoadedIndex
 from .query import Query, build_query, offers, words
 
+#: Share of sentences above which a term counts as ubiquitous (see unknown_terms).
+_UBIQUITOUS = 0.25
 #: Rows sampled to estimate the spread of dense scores on a large corpus.
 _SPREAD_SAMPLE = 4096
 
@@ -57,6 +60,19 @@ class Passage:
 
 
 @dataclass(frozen=True)
+class Signals:
+    """One text's raw relevance signals against the whole index."""
+
+    vector: np.ndarray
+    #: Rows worth scoring: the dense and the lexical top candidates.
+    rows: np.ndarray
+    lexical: np.ndarray
+    context_lexical: np.ndarray
+    spread_dense: float
+    spread_context: float
+
+
+@dataclass(frozen=True)
 class Candidate:
     """A sentence considered for a question, with each signal's raw value."""
 
@@ -81,7 +97,9 @@ class Retriever:
         self._context_bm25 = self._bm25_over([chunk.context for chunk in index.chunks])
         sample = np.random.default_rng(0).choice(len(index), size=min(len(index), _SPREAD_SAMPLE), replace=False)
         self._sample = np.sort(sample)
-        self.vocabulary = {w for chunk in index.chunks for w in words(chunk.text)}
+        self._document_frequency = Counter(t for tokens in self._tokens([c.text for c in index.chunks]) for t in set(tokens))
+        #: Plain lower-case words that occur in the seeds.
+        self.words = {w for chunk in index.chunks for w in words(chunk.context)}
 
     def _tokens(self, texts: list[str]) -> list[list[str]]:
         return bm25s.tokenize(texts, stopwords="en", stemmer=self._stemmer, return_ids=False, show_progress=False)
@@ -91,50 +109,81 @@ class Retriever:
         model.index(self._tokens(texts), show_progress=False)
         return model
 
-    def candidates(self, query: Query) -> list[Candidate]:
-        """Score the likeliest sentences for ``query``, best first."""
-        ranking = self.config.ranking
-        vector = self.embedder.encode([query.search_text])[0]
+    def signals(self, text: str) -> "Signals":
+        """The four raw signals of ``text`` against every sentence, plus dense candidates."""
+        vector = self.embedder.encode([text])[0]
         n = min(self.config.candidates, len(self.index))
         _, dense_rows = self.index.faiss_index.search(vector[None, :], n)
-        tokens = self._tokens([query.search_text])[0]
-        lexical = np.asarray(self._bm25.get_scores(tokens), dtype=np.float32) if tokens else np.zeros(len(self.index))
-        context_lexical = (
-            np.asarray(self._context_bm25.get_scores(tokens), dtype=np.float32) if tokens else np.zeros(len(self.index))
+        tokens = self._tokens([text])[0]
+        if tokens:
+            lexical = np.asarray(self._bm25.get_scores(tokens), dtype=np.float32)
+            context_lexical = np.asarray(self._context_bm25.get_scores(tokens), dtype=np.float32)
+        else:
+            lexical = context_lexical = np.zeros(len(self.index), dtype=np.float32)
+        return Signals(
+            vector=vector,
+            rows=np.concatenate([dense_rows[0][dense_rows[0] >= 0], np.argsort(-lexical, kind="stable")[:n]]),
+            lexical=lexical,
+            context_lexical=context_lexical,
+            spread_dense=_spread(self.index.vectors[self._sample] @ vector),
+            spread_context=_spread(self.index.context_vectors[self._sample] @ vector),
         )
-        lexical_rows = np.argsort(-lexical, kind="stable")[:n]
-        rows = np.unique(np.concatenate([dense_rows[0][dense_rows[0] >= 0], lexical_rows]))
 
-        dense = self.index.vectors[rows] @ vector
-        context_dense = self.index.context_vectors[rows] @ vector
-        spread_dense = _spread(self.index.vectors[self._sample] @ vector)
-        spread_context = _spread(self.index.context_vectors[self._sample] @ vector)
-        spread_lexical, spread_context_lexical = _spread(lexical), _spread(context_lexical)
+    def _fused(self, signals: "Signals", rows: np.ndarray) -> tuple[np.ndarray, ...]:
+        ranking = self.config.ranking
+        dense = self.index.vectors[rows] @ signals.vector
+        context_dense = self.index.context_vectors[rows] @ signals.vector
+        lexical, context_lexical = signals.lexical[rows], signals.context_lexical[rows]
+        fused = (
+            ranking.dense * dense / signals.spread_dense
+            + ranking.context_dense * context_dense / signals.spread_context
+            + ranking.lexical * lexical / _spread(signals.lexical)
+            + ranking.context_lexical * context_lexical / _spread(signals.context_lexical)
+        )
+        return fused, dense, context_dense, lexical, context_lexical
+
+    def candidates(self, query: Query) -> list[Candidate]:
+        """Score the likeliest sentences for ``query``, best first.
+
+        For a follow-up, the previous question's scores are added at
+        ``Ranking.follow_up`` weight, so "it" finds what the chat was about.
+        """
+        ranking = self.config.ranking
+        signals = self.signals(query.question)
+        earlier = self.signals(query.follow_up_of) if query.follow_up_of else None
+        rows = np.unique(signals.rows if earlier is None else np.concatenate([signals.rows, earlier.rows]))
+        fused, dense, context_dense, lexical, context_lexical = self._fused(signals, rows)
+        if earlier is not None:
+            fused = fused + ranking.follow_up * self._fused(earlier, rows)[0]
         question_words = words(query.question)
-
         found = []
         for i, row in enumerate(rows):
             fits = offers(self.index.chunks[row].text, query.wants, question_words)
-            score = (
-                ranking.dense * dense[i] / spread_dense
-                + ranking.context_dense * context_dense[i] / spread_context
-                + ranking.lexical * lexical[row] / spread_lexical
-                + ranking.context_lexical * context_lexical[row] / spread_context_lexical
-                + (0.0 if fits is None else ranking.answer_type * (1 if fits else -1))
-            )
+            bonus = 0.0 if fits is None else ranking.answer_type * (1 if fits else -1)
             found.append(
                 Candidate(
                     row=int(row),
                     dense=float(dense[i]),
                     context_dense=float(context_dense[i]),
-                    lexical=float(lexical[row]),
-                    context_lexical=float(context_lexical[row]),
+                    lexical=float(lexical[i]),
+                    context_lexical=float(context_lexical[i]),
                     offers_wanted=fits,
-                    score=float(score),
+                    score=float(fused[i] + bonus),
                 )
             )
         found.sort(key=lambda c: (-c.score, c.row))
         return found
+
+    def unknown_terms(self, text: str) -> tuple[list[str], list[str]]:
+        """The informative terms of ``text`` that the seeds never use, and all its informative terms.
+
+        Terms are stemmed, without stopwords; a term found in more than
+        ``_UBIQUITOUS`` of the sentences (the artist's name, say) tells
+        nothing about whether the seeds cover the question, so it is left out.
+        """
+        limit = _UBIQUITOUS * len(self.index)
+        terms = [t for t in self._tokens([text])[0] if self._document_frequency.get(t, 0) <= limit]
+        return [t for t in terms if t not in self._document_frequency], terms
 
     def passage(self, candidate: Candidate) -> Passage:
         """The :class:`Passage` for a candidate."""
