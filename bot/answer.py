@@ -92,24 +92,29 @@ class RefusalModel:
 def refusal_features(query: Query, ranked: list[Candidate], retriever: Retriever) -> dict[str, float]:
     """Signals of whether the best candidates really answer the question.
 
-    - ``dense``: cosine of the question with the best sentence;
-    - ``context_dense``: cosine with that sentence's window;
-    - ``score`` and ``margin``: the fused score of the best sentence and its
-      lead over the second;
+    - ``dense``: cosine of the question with the best of the top sentences;
+    - ``context_dense``: cosine with the best sentence's window;
+    - ``margin``: the lead of the best sentence's fused score over the second's;
     - ``unknown_words``: share of the question's words that occur nowhere in
       the seeds (a question about another person names things the seeds lack);
     - ``unknown_names``: capitalised words of the question absent from the seeds;
     - ``lacks_wanted``: 1 when the question wants a date, number or name and the
       best sentence has none.
+
+    A follow-up is judged together with the question it leans on, since
+    "Does she still play it?" alone resembles nothing in particular.
     """
-    best = ranked[0]
+    best, top = ranked[0], ranked[:3]
     second = ranked[1].score if len(ranked) > 1 else best.score
+    dense, context_dense = max(c.dense for c in top), best.context_dense
+    if query.follow_up_of:
+        joint, joint_context = retriever.dense_scores(f"{query.follow_up_of} {query.question}", [c.row for c in top])
+        dense, context_dense = max(dense, float(joint.max())), max(context_dense, float(joint_context[0]))
     unknown, terms = retriever.unknown_terms(query.question)
     names = {w.lower() for w in re.findall(r"(?<!^)(?<![.?!] )\b[A-Z][\w'’-]+", query.question)}
     return {
-        "dense": max(c.dense for c in ranked[:3]),
-        "context_dense": best.context_dense,
-        "score": best.score,
+        "dense": dense,
+        "context_dense": context_dense,
         "margin": best.score - second,
         "unknown_words": len(unknown) / max(len(terms), 1),
         "unknown_names": float(len(names - retriever.words)),

@@ -174,6 +174,11 @@ class Retriever:
         found.sort(key=lambda c: (-c.score, c.row))
         return found
 
+    def dense_scores(self, text: str, rows: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        """Cosines of ``text`` with the given sentences and with their windows."""
+        vector = self.embedder.encode([text])[0]
+        return self.index.vectors[rows] @ vector, self.index.context_vectors[rows] @ vector
+
     def unknown_terms(self, text: str) -> tuple[list[str], list[str]]:
         """The informative terms of ``text`` that the seeds never use, and all its informative terms.
 
