@@ -26,7 +26,7 @@ FEATURES = ("dense", "context_dense", "margin", "unknown_words", "unknown_names"
 
 def collect(qa_path: Path, seeds_dir: Path, config: Config) -> list[tuple[dict, str]]:
     """The refusal features and kind of every question in one set."""
-    bot = eval_bot(qa_path, seeds_dir, config)
+    bot = eval_bot(seeds_dir, config)
     retriever = bot.retriever
     samples = []
     for item in load_questions(qa_path):

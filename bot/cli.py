@@ -135,10 +135,7 @@ def eval_command(qa_path, method, as_json, seeds_dir, index_dir, model, verbose)
         questions = load_questions(qa_path)
     except ValueError as error:
         raise click.ClickException(str(error)) from None
-    bot = eval_bot(qa_path, seeds, config, method)
-    if index_dir is not None:
-        bot.config = bot.config.with_changes(index_dir=index_dir)
-    report = evaluate(bot, questions)
+    report = evaluate(eval_bot(seeds, config, method, index_dir), questions)
     if as_json:
         click.echo(json.dumps(report))
         return
@@ -175,11 +172,19 @@ def calibrate(eval_dir, output, seeds_dir, index_dir, model, verbose):
 @click.option("--port", default=7860, show_default=True, help="Port to listen on.")
 @common_options
 def serve(host, port, seeds_dir, index_dir, model, verbose):
-    """Start the browser chat (Gradio), updating the index as the seeds change."""
+    """Start the browser chat (Gradio), updating the index as the seeds change.
+
+    Builds or updates the index first, then serves http://HOST:PORT/ until
+    Ctrl+C. Answers are also an API: see the README for the gradio_client call.
+    """
     _setup_logging(max(verbose, 1))
+    from .ui import ServeError
     from .ui import serve as run_server
 
-    run_server(make_config(seeds_dir, index_dir, model), host=host, port=port)
+    try:
+        run_server(make_config(seeds_dir, index_dir, model), host=host, port=port)
+    except ServeError as error:
+        raise click.ClickException(str(error)) from None
 
 
 @cli.command()

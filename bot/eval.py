@@ -137,9 +137,11 @@ def _metrics(rows: list[dict]) -> dict:
     }
 
 
-def eval_bot(qa_path: Path, seeds_dir: Path, config: Config | None = None, method: str = "hybrid") -> Bot:
-    """A bot over ``seeds_dir`` with its index in the evaluation cache."""
+def eval_bot(
+    seeds_dir: Path, config: Config | None = None, method: str = "hybrid", index_dir: Path | None = None
+) -> Bot:
+    """A bot over ``seeds_dir`` with its index in the evaluation cache (or ``index_dir``)."""
     config = (config or Config()).with_changes(
-        seeds_dir=seeds_dir, index_dir=cache_dir_for(seeds_dir), ranking=METHODS[method]
+        seeds_dir=seeds_dir, index_dir=index_dir or cache_dir_for(seeds_dir), ranking=METHODS[method]
     )
     return Bot(config)
