@@ -70,6 +70,12 @@ class Bot:
         self._retriever = Retriever(index, self.embedder, self.config)
 
     @property
+    def loaded_index(self) -> LoadedIndex | None:
+        """The index currently answering, or None before the first load (never triggers one)."""
+        retriever = self._retriever
+        return retriever.index if retriever is not None else None
+
+    @property
     def retriever(self) -> Retriever:
         """The retriever over the current index (loading it on first use)."""
         if self._retriever is None:

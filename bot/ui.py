@@ -20,6 +20,7 @@ This is the only module that imports Gradio, so the rest of the CLI stays fast.
 import html
 import logging
 import os
+import re
 import signal
 import threading
 import time
@@ -48,15 +49,28 @@ STATUS_POLL_SECONDS = 2.0
 #: Longest chat history, in messages, passed to the bot with a question.
 HISTORY_MESSAGES = 20
 
-# Characters that mean something to Markdown or HTML. Each becomes a numeric
-# character reference, which Markdown shows as that character and never as
-# markup, so text from fans and seeds is displayed exactly as written.
-_MARKUP = frozenset("\\`*_{}[]()<>#+-.!|~$&\"'=:;^@%/?")
+# What could turn text into markup: HTML's special characters, Markdown's
+# inline syntax, and "%%" (the page's Markdown uses "%%%...%%%" placeholders).
+# Each becomes a numeric character reference, which shows as that very
+# character and never as markup. Everything else is left alone, so ordinary
+# punctuation stays readable (screen readers read a message's raw text).
+_INLINE_MARKUP = re.compile(r"[&<>\\`*_\[\]~$|]|%(?=%)")
+# Markdown's block syntax, which only counts at the start of a line.
+_LINE_START = re.compile(r"^[ \t]*(?:([#+=-])|(\d+)([.)]))", re.M)
+
+
+def _reference(match: re.Match) -> str:
+    return "".join(f"&#{ord(ch)};" for ch in match.group())
+
+
+def _line_start(match: re.Match) -> str:
+    mark, number, after = match.groups()
+    return f"&#{ord(mark)};" if mark else f"{number}&#{ord(after)};"
 
 
 def as_text(text: str) -> str:
     """``text`` made safe to put into Markdown or HTML: it renders as itself, literally."""
-    return "".join(f"&#{ord(ch)};" if ch in _MARKUP else ch for ch in text)
+    return _LINE_START.sub(_line_start, _INLINE_MARKUP.sub(_reference, text))
 
 
 def _one_line(text: str) -> str:
@@ -87,28 +101,19 @@ def _quotes(passages: list[Passage]) -> list[list[Passage]]:
 
 
 def sources_markdown(passages: list[Passage]) -> str:
-    """Each source file and passage, the answering sentences highlighted in their context."""
+    """Each source passage, the answering sentences highlighted (in bold) in their context."""
     parts = []
     several_files = len({p.source for p in passages}) > 1
     for group in _quotes(passages):
         first, last = group[0], group[-1]
+        where = f"{as_text(first.source)} · " if several_files else ""
         context = " ".join(
             part
-            for part in (
-                as_text(first.before),
-                *(f"<mark>{as_text(p.text)}</mark>" for p in group),
-                as_text(last.after),
-            )
+            for part in (as_text(first.before), f"**{as_text(' '.join(p.text for p in group))}**", as_text(last.after))
             if part
         )
-        name = f'<span class="source-file">{as_text(first.source)}</span> ' if several_files else ""
-        parts.append(
-            '<div class="source">'
-            f'<div class="source-head">{name}<span class="source-where">characters {first.start}&#8211;{last.end}</span></div>'
-            f'<blockquote class="source-quote">{context}</blockquote>'
-            "</div>"
-        )
-    return "".join(parts)
+        parts.append(f"*{where}characters {first.start}–{last.end}*\n\n> {context}")
+    return "\n\n".join(parts)
 
 
 def sources_title(passages: list[Passage]) -> str:
@@ -162,7 +167,7 @@ def header_html(persona: Persona) -> str:
         '<div class="bot-intro">'
         f'<h1 class="bot-name">{as_text(persona.bot_name)}</h1>'
         f'<p class="bot-tagline">Fan guide to {as_text(persona.artist_name)}'
-        " &#183; answers only from her documents, with sources</p>"
+        " &#183; quoted answers, with sources</p>"
         f'<p class="bot-greeting">{as_text(persona.say(persona.greeting))}</p>'
         "</div></div>"
     )
@@ -196,12 +201,12 @@ class IndexStatus:
 
 def status_html(bot: Bot, status: IndexStatus) -> str:
     """One line on the index the bot answers from, and its latest live update."""
-    retriever = bot._retriever  # never trigger a load from here
-    if retriever is None:
+    index = bot.loaded_index
+    if index is None:
         return '<div class="index-status"><span class="dot dot-wait"></span>Loading the documents…</div>'
-    files = len(retriever.index.manifest.get("files", {}))
+    files = len(index.manifest.get("files", {}))
     line = (
-        f'<span class="dot"></span>Answering from {len(retriever.index)} passages in '
+        f'<span class="dot"></span>Answering from {len(index)} passages in '
         f"{files} document{'s' if files != 1 else ''}"
     )
     if status.error:
@@ -257,10 +262,16 @@ class SeedWatcher:
         return target.suffix.lower() in SEED_SUFFIXES or target.name == "persona.toml" or not target.suffix
 
     def _run(self) -> None:
-        seeds = self.bot.config.seeds_dir
+        # Watch the real path, so the paths reported lie under the one the filter knows.
+        seeds = self.bot.config.seeds_dir.resolve()
         log.info("Watching %s for changes.", seeds)
+        missing = False
         while not self._stop.is_set():
             try:
+                if missing and seeds.is_dir():
+                    missing = False
+                    log.info("The seeds folder %s is back.", seeds)
+                    self.apply({(watchfiles.Change.modified, str(seeds))})
                 for changes in watchfiles.watch(
                     seeds,
                     watch_filter=self._relevant,
@@ -270,6 +281,11 @@ class SeedWatcher:
                     raise_interrupt=False,
                 ):
                     self.apply(changes)
+            except FileNotFoundError:
+                if not missing:
+                    log.warning("The seeds folder %s is gone; still answering from the last index.", seeds)
+                missing = True
+                self._stop.wait(3.0)
             except Exception:  # noqa: BLE001 - the watcher must outlive any one failure
                 log.exception("Watching %s failed; retrying in a few seconds.", seeds)
                 self._stop.wait(3.0)
@@ -278,6 +294,7 @@ class SeedWatcher:
         """Bring the index (and persona) up to date after ``changes``."""
         seeds = self.bot.config.seeds_dir.resolve()
         names = sorted({str(Path(p).relative_to(seeds)) if Path(p).is_relative_to(seeds) else p for _, p in changes})
+        names = [name for name in names if name != "."] or [str(seeds)]
         log.info("Seeds changed (%s); updating the index.", ", ".join(names))
         if any(Path(p).name == "persona.toml" for _, p in changes):
             self.bot.persona = load_persona(self.bot.config.persona_path)
@@ -289,7 +306,7 @@ class SeedWatcher:
             self.status.failed(str(error))
             return
         if report.changed_anything:
-            log.info("Live index update: %s", report.summary())
+            log.info("Now answering from the updated index (%d passages).", report.chunks)
             self.status.updated(report.summary())
         elif self.status.error:
             self.status.updated(report.summary())
@@ -324,16 +341,17 @@ CSS = """
 .status-note { padding: 1px 8px; border-radius: 999px; }
 .status-updated { background: #dcfce7; color: #166534; }
 .status-error { background: #fee2e2; color: #991b1b; }
-#chat mark { background: #fde68a; color: inherit; padding: 1px 3px; border-radius: 3px; }
-#chat .source + .source { margin-top: 10px; }
-#chat .source-head { margin-bottom: 4px; }
-#chat .source-file { font-weight: 600; }
-#chat .source-where { color: var(--body-text-color-subdued); font-size: .85em; }
-#chat blockquote.source-quote { margin: 0 !important; padding: 2px 0 2px 10px; line-height: 1.55;
+/* Sources, folded under each answer: the answering sentences are the bold ones. */
+#chat .thought-group p { margin: 8px 0 2px !important; }
+#chat .thought-group p em { font-style: normal; color: var(--body-text-color-subdued); font-size: .9em; }
+#chat .thought-group blockquote { margin: 0 0 6px !important; padding: 2px 0 2px 10px; line-height: 1.55;
   border-left: 3px solid #f59e0b; }
+#chat .thought-group blockquote p { margin: 0 !important; }
+#chat .thought-group blockquote strong { font-weight: inherit; background: #fde68a; padding: 1px 3px;
+  border-radius: 3px; color: inherit; }
 #status-row { align-items: center; }
 #new-chat { max-width: 130px; }
-footer { display: none !important; }
+footer .divider { display: none !important; }
 """
 
 
@@ -364,27 +382,30 @@ def build_app(bot: Bot, status: IndexStatus | None = None) -> gr.Blocks:
             log.exception("Answering a question failed.")
             return Answer(text=bot.persona.say(bot.persona.error), refused=True, kind="error")
 
-    def show_question(question, turns):
-        """Step one: the fan's message appears at once and the box empties."""
-        question = "" if question is None else str(question)
-        return "", render_chat(turns, bot.persona) + [user_message(question)], question
+    def respond(question, turns):
+        """Show the fan's message at once, then the answer with its sources.
 
-    def reply(question, turns):
-        """Step two: answer, and show the answer with its sources."""
+        One event per question, so the conversation is only ever extended by
+        the question being answered (a second Enter meanwhile is ignored).
+        """
+        question = "" if question is None else str(question)
+        shown = render_chat(turns, bot.persona) + [user_message(question)]
+        yield "", shown, turns
         try:
             answer = safe_answer(question, chat_history(turns))
             turns = turns + [{"question": question, "answer": answer}]
-            return render_chat(turns, bot.persona), turns
-        except Exception:  # noqa: BLE001
+            # The box is left alone: the fan may already be typing the next question.
+            yield gr.skip(), render_chat(turns, bot.persona), turns
+        except Exception:  # noqa: BLE001 - the fan gets an apology, the log the details
             log.exception("Showing an answer failed.")
             apology = {"role": "assistant", "content": as_text(bot.persona.say(bot.persona.error))}
-            return render_chat(turns, bot.persona) + [user_message(question), apology], turns
+            yield gr.skip(), shown + [apology], turns
 
     def picked(event: gr.SelectData, turns):
-        """An example question or a suggested option was clicked."""
+        """An example question or a suggested one was clicked: ask it."""
         value = event.value
         question = (value.get("text") or value.get("value") or "") if isinstance(value, dict) else str(value or "")
-        return show_question(question, turns)
+        yield from respond(question, turns)
 
     def new_chat():
         return [], [], ""
@@ -425,7 +446,6 @@ def build_app(bot: Bot, status: IndexStatus | None = None) -> gr.Blocks:
 
     with ChatApp(title=f"{persona.bot_name} · {persona.artist_name}", analytics_enabled=False) as app:
         turns = gr.State([])
-        pending = gr.State("")
         seen_version = gr.State(-1)
 
         header = gr.HTML(header_html(persona), elem_id="bot-header")
@@ -461,14 +481,11 @@ def build_app(bot: Bot, status: IndexStatus | None = None) -> gr.Blocks:
         timer = gr.Timer(STATUS_POLL_SECONDS)
 
         private = {"api_visibility": "private"}
-        for trigger, handler, inputs in (
-            (question_box.submit, show_question, [question_box, turns]),
-            (chatbot.example_select, picked, [turns]),
-            (chatbot.option_select, picked, [turns]),
-        ):
-            trigger(
-                handler, inputs, [question_box, chatbot, pending], queue=False, show_progress="hidden", **private
-            ).then(reply, [pending, turns], [chatbot, turns], show_progress="minimal", **private)
+        outputs = [question_box, chatbot, turns]
+        chat_events = {"show_progress": "hidden", "trigger_mode": "once", **private}
+        question_box.submit(respond, [question_box, turns], outputs, **chat_events)
+        chatbot.example_select(picked, [turns], outputs, **chat_events)
+        chatbot.option_select(picked, [turns], outputs, **chat_events)
         clear_button.click(new_chat, None, [chatbot, turns, question_box], queue=False, **private)
         chatbot.clear(new_chat, None, [chatbot, turns, question_box], queue=False, **private)
         timer.tick(
@@ -480,6 +497,10 @@ def build_app(bot: Bot, status: IndexStatus | None = None) -> gr.Blocks:
 
     app.queue(default_concurrency_limit=4)
     return app
+
+
+class ServeError(RuntimeError):
+    """The chat cannot be served (the address or port is unavailable)."""
 
 
 def serve(config: Config, host: str = "127.0.0.1", port: int = 7860) -> None:
@@ -495,8 +516,15 @@ def serve(config: Config, host: str = "127.0.0.1", port: int = 7860) -> None:
         # Stop cleanly on SIGTERM (a service manager, a test) as on Ctrl+C.
         signal.signal(signal.SIGTERM, _interrupt)
     try:
-        app.launch(server_name=host, server_port=port, prevent_thread_lock=True, show_error=False)
-        log.info("Ready to chat after %.1fs at http://%s:%d/", time.perf_counter() - started, host, port)
+        try:
+            app.launch(server_name=host, server_port=port, prevent_thread_lock=True, show_error=False, quiet=True)
+        except OSError as error:
+            log.debug("Launching failed: %s", error)
+            raise ServeError(
+                f"Cannot listen on {host}:{port}: the port is in use or the address is not available. "
+                "Choose another with --port."
+            ) from None
+        log.info("Ready to chat after %.1fs: http://%s:%d/", time.perf_counter() - started, host, port)
         if host in ("0.0.0.0", "::"):
             log.warning("Listening on all interfaces: anyone who can reach this machine can use the chat.")
         app.block_thread()  # until Ctrl+C or SIGTERM
