@@ -53,9 +53,8 @@ class Bot:
         """
         try:
             index = load_index(self.config.index_dir, settings_of(self.config))
-        except IndexUnavailable as problem:
-            log.info("Building the index: %s.", problem.reason)
-            return self.update(progress)
+        except IndexUnavailable:
+            return self.update(progress)  # update_index logs why, once
         if not stale_files(index, load_seeds(self.config.seeds_dir, self.config.max_seed_bytes)):
             self._use(index)
             return None

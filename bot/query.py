@@ -34,7 +34,9 @@ _WORD = re.compile(r"\w+")
 # Words that point back at something said earlier in the chat. "She" and
 # "her" are left out: in a bot about one artist they mean the artist.
 _ANAPHORA = re.compile(r"\b(it|its|that|this|these|those|they|them|their|there|then)\b", re.I)
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+# Control, zero-width and bidi-override characters, and lone surrogates
+# (valid in JSON, but not text any tokenizer can encode).
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff\ud800-\udfff]")
 
 
 def normalize_question(text: str) -> str:

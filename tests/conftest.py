@@ -1,0 +1,129 @@
+"""Shared fixtures: the real bundled model, real FAISS, the real seeds.
+
+Nothing here fakes the model or the index. Loading the model is the slow
+part, so one :class:`Embedder` is shared by the whole session; every test
+that builds an index works on its own copy of the seeds in ``tmp_path``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot import Bot, Config
+from bot.chunk import clean
+from bot.embed import Embedder
+
+#: The repository root, and the shared evaluation data beside it.
+ROOT = Path(__file__).resolve().parent.parent
+SEEDS = ROOT / "seeds"
+SHARED = ROOT.parent / "shared"
+EVAL = SHARED / "eval"
+SEZIM_FILE = "sezim-baktybekova.txt"
+
+needs_shared = pytest.mark.skipif(not EVAL.is_dir(), reason=f"the shared evaluation data is not at {EVAL}")
+
+
+def copy_seeds(source: Path, target: Path) -> Path:
+    """Copy a seeds folder; the copies are writable even when the originals are not."""
+    shutil.copytree(source, target, copy_function=shutil.copyfile)
+    return target
+
+
+#: Where the embedding model's ONNX export is kept: the user's cache, as for
+#: the bot itself, so that it is made once and not once per test.
+ONNX_CACHE = os.environ.get("BOT_ONNX_CACHE") or str(
+    Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "artist-bot" / "onnx"
+)
+
+
+@pytest.fixture(autouse=True)
+def _no_writes_outside_tmp(monkeypatch, tmp_path):
+    """Keep every test's indexes in its tmp_path, away from ./index and the user's cache."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("BOT_ONNX_CACHE", ONNX_CACHE)
+    monkeypatch.delenv("BOT_SEEDS", raising=False)
+    monkeypatch.delenv("BOT_INDEX", raising=False)
+    monkeypatch.delenv("BOT_MODEL", raising=False)
+
+
+@pytest.fixture(scope="session")
+def embedder() -> Embedder:
+    """The real default model (bundled all-MiniLM-L6-v2), loaded once."""
+    model = Embedder()
+    assert model.dimension > 0  # loads it now, not inside the first test's timing
+    return model
+
+
+@pytest.fixture
+def seeds_dir(tmp_path) -> Path:
+    """A writable copy of the project's seeds."""
+    return copy_seeds(SEEDS, tmp_path / "seeds")
+
+
+@pytest.fixture
+def index_dir(tmp_path) -> Path:
+    return tmp_path / "index"
+
+
+@pytest.fixture
+def make_bot(embedder):
+    """Make a real Bot over a seeds and an index folder, sharing the loaded model."""
+
+    def make(seeds: Path, index: Path, **settings) -> Bot:
+        return Bot(Config(seeds_dir=seeds, index_dir=index, **settings), embedder=embedder)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def sezim_bot(tmp_path_factory, embedder) -> Bot:
+    """One bot over a copy of the shipped seeds, built once for the answer tests."""
+    base = tmp_path_factory.mktemp("sezim")
+    seeds = copy_seeds(SEEDS, base / "seeds")
+    bot = Bot(Config(seeds_dir=seeds, index_dir=base / "index"), embedder=embedder)
+    bot.ensure_index()
+    return bot
+
+
+def seed_text(seeds: Path, source: str) -> str:
+    """A seed file as the bot reads it: decoded, newlines untranslated."""
+    with (seeds / source).open(encoding="utf-8-sig", newline="") as handle:
+        return handle.read().replace("\r\n", " \n").replace("\r", "\n")
+
+
+def assert_quoted_verbatim(seeds: Path, passage) -> None:
+    """The passage's text is what the seed file holds at its offsets (whitespace collapsed)."""
+    text = seed_text(seeds, passage.source)
+    assert 0 <= passage.start < passage.end <= len(text), passage
+    assert clean(text[passage.start : passage.end]) == passage.text, (
+        f"{passage.source}:{passage.start}-{passage.end} holds {text[passage.start:passage.end]!r}, "
+        f"not {passage.text!r}"
+    )
+
+
+def bot_command() -> list[str]:
+    """The ``bot`` console script of this environment (``python -m bot`` if it has none)."""
+    script = Path(sys.executable).with_name("bot")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "bot"]
+
+
+def bot_env() -> dict[str, str]:
+    """The environment for a ``bot`` subprocess: this one, without the bot's own settings."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    for name in ("BOT_SEEDS", "BOT_INDEX", "BOT_MODEL"):
+        env.pop(name, None)
+    return env
+
+
+def run_bot(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run the real ``bot`` command in a subprocess and wait for it."""
+    return subprocess.run(
+        [*bot_command(), *map(str, args)], cwd=cwd, env=bot_env(), capture_output=True, text=True,
+        timeout=timeout, stdin=subprocess.DEVNULL,
+    )

@@ -1,0 +1,247 @@
+"""Grounded answers from the real model and index over the shipped seeds."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+import bot as bot_package
+from bot import Answer, Passage
+
+from conftest import SEEDS, SEZIM_FILE, assert_quoted_verbatim, copy_seeds
+
+DOMBRA = "Who taught Sezim to play the dombra?"
+ALBUM = "What is her debut album called?"
+
+QUESTIONS = [
+    DOMBRA,
+    ALBUM,
+    "Where is Sezim from?",
+    "Which jazz singer made her want a career in music?",
+    "Where did she study music?",
+    "Where does she find inspiration for her lyrics?",
+    "What instruments did she blend with jazz?",
+    "Is Sezim married?",
+    "What is the capital of France?",
+]
+
+
+def assert_valid(reply) -> None:
+    """The shape every reply has, whatever the question."""
+    assert isinstance(reply, Answer)
+    assert isinstance(reply.text, str) and reply.text.strip()
+    assert isinstance(reply.refused, bool)
+    assert reply.kind in {"answer", "refusal", "small_talk", "invalid"}
+    assert all(isinstance(p, Passage) for p in reply.citations)
+    if reply.refused:
+        assert reply.citations == []
+    if reply.kind == "answer":
+        assert not reply.refused and reply.citations
+
+
+def assert_grounded(bot, reply) -> None:
+    """Every quoted sentence is in the seed file at its cited offsets, and in the text."""
+    assert_valid(reply)
+    if reply.refused or reply.kind != "answer":
+        assert reply.citations == []
+        return
+    position = 0
+    for passage in reply.citations:
+        assert_quoted_verbatim(bot.config.seeds_dir, passage)
+        # Quoted in the order cited; persona words may surround, never replace, it.
+        found = reply.text.find(passage.text, position)
+        assert found >= 0, f"{passage.text!r} is cited but not in {reply.text!r}"
+        position = found + len(passage.text)
+
+
+@pytest.mark.parametrize("question", QUESTIONS)
+def test_answer_sentences_occur_verbatim_at_the_cited_offsets(sezim_bot, question):
+    assert_grounded(sezim_bot, sezim_bot.answer(question))
+
+
+def test_answer_text_is_the_quoted_sentences(sezim_bot):
+    answered = [r for r in map(sezim_bot.answer, QUESTIONS) if not r.refused]
+    assert len(answered) >= 5
+    for reply in answered:
+        # Extractive: one or two sentences from the seeds, nothing else with facts in it.
+        assert 1 <= len(reply.citations) <= 2
+        quoted = " ".join(p.text for p in reply.citations)
+        assert len(reply.text) - len(quoted) < 80, reply.text
+
+
+def test_retrieve_returns_scored_passages_from_the_seeds(sezim_bot):
+    passages = sezim_bot.retrieve(DOMBRA, k=5)
+    assert len(passages) == 5
+    assert [p.score for p in passages] == sorted((p.score for p in passages), reverse=True)
+    assert len({(p.source, p.start) for p in passages}) == 5
+    for passage in passages:
+        assert passage.source == SEZIM_FILE
+        assert_quoted_verbatim(sezim_bot.config.seeds_dir, passage)
+    assert "grandmother" in passages[0].text
+    assert len(sezim_bot.retrieve(DOMBRA, k=2)) == 2
+
+
+def test_who_taught_sezim_the_dombra(sezim_bot):
+    reply = sezim_bot.answer(DOMBRA)
+    assert not reply.refused and reply.kind == "answer"
+    assert "grandmother" in reply.text.lower()
+    assert any(p.source == SEZIM_FILE and "grandmother" in p.text for p in reply.citations)
+    assert_grounded(sezim_bot, reply)
+
+
+def test_is_sezim_married_is_refused(sezim_bot):
+    reply = sezim_bot.answer("Is Sezim married?")
+    assert reply.refused and reply.kind == "refusal", reply.text
+    assert reply.citations == []
+    # In the persona's voice, from seeds/persona.toml.
+    assert reply.text == sezim_bot.persona.refusal_text()
+    assert sezim_bot.persona.say(sezim_bot.persona.refusal) in reply.text
+
+
+def test_follow_up_uses_the_history(sezim_bot):
+    first = sezim_bot.answer(ALBUM)
+    assert not first.refused and "Steppes and Sighs" in first.text
+    history = [{"role": "user", "content": ALBUM}, {"role": "assistant", "content": first.text}]
+    reply = sezim_bot.answer("Was it successful?", history)
+    assert not reply.refused, reply.text
+    assert "critical and commercial success" in reply.text
+    assert_grounded(sezim_bot, reply)
+
+
+@pytest.mark.parametrize(
+    "message, line",
+    [
+        ("Hello!", "greeting"),
+        ("hi there", "greeting"),
+        ("  Good morning  ", "greeting"),
+        ("Thanks!", "thanks"),
+        ("thank you so much", "thanks"),
+        ("Who are you?", "about"),
+        ("what's your name?", "about"),
+    ],
+)
+def test_small_talk_gets_a_persona_reply_without_retrieval(tmp_path, make_bot, message, line):
+    # A bot whose index was never built: small talk must not need it.
+    bot = make_bot(copy_seeds(SEEDS, tmp_path / "seeds"), tmp_path / "index")
+    reply = bot.answer(message)
+    assert reply.kind == "small_talk" and not reply.refused and reply.citations == []
+    assert reply.text == bot.persona.say(getattr(bot.persona, line))
+    assert bot._retriever is None and not (tmp_path / "index").exists()
+
+
+def test_questions_that_merely_start_with_a_greeting_are_answered(sezim_bot):
+    reply = sezim_bot.answer("Hi! " + DOMBRA)
+    assert reply.kind != "small_talk" and not reply.refused
+    assert "grandmother" in reply.text
+
+
+@pytest.mark.parametrize("question", ["", "   ", "\n\t ", "?!", "\x00\x01"])
+def test_empty_question_gets_a_friendly_prompt(sezim_bot, question):
+    reply = sezim_bot.answer(question)
+    assert reply.kind == "invalid" and reply.citations == []
+    assert reply.text == sezim_bot.persona.say(sezim_bot.persona.empty_question)
+    passages = sezim_bot.retrieve(question)
+    assert isinstance(passages, list)
+    if not question.strip():
+        assert passages == []
+
+
+def test_a_100kb_question_is_handled_quickly(sezim_bot):
+    question = ("Who taught Sezim to play the dombra and why? " * 2300)[:100_000]
+    assert len(question) == 100_000
+    started = time.perf_counter()
+    reply = sezim_bot.answer(question)
+    elapsed = time.perf_counter() - started
+    assert elapsed < 2.0
+    assert_valid(reply)
+    assert reply.kind == "invalid" and reply.citations == []
+    assert str(sezim_bot.config.max_question_chars) in reply.text
+    # Retrieval on the same text is cut to size instead of failing.
+    started = time.perf_counter()
+    passages = sezim_bot.retrieve(question, k=3)
+    assert time.perf_counter() - started < 10.0 and len(passages) == 3
+
+
+STRANGE = [
+    "Who taught Sezim\x00 to play the\x07 dombra?\x1b[31m",
+    "Who taught Sezim to play the dombra?\u200b\u202e\u2066",
+    "من علّم سزيم العزف على الدومبرا؟",
+    "מי לימד את סזים לנגן?",
+    "Сезимге домбыра тартуды кім үйретті?",
+    "谁教Sezim弹冬不拉？",
+    "🎤🎶 Who taught Sezim to play the dombra? 🪕✨",
+    "👩‍👧 ❤️",
+    "<script>alert('x')</script> Who taught Sezim to play the dombra?",
+    "<b>Is Sezim married?</b><img src=x onerror=alert(1)>",
+    "'; DROP TABLE seeds; --",
+    "{bot} {artist} {0} %s %(x)s",
+    "\udcff lone surrogate",
+    "a" * 999,
+    "dombra " * 140,
+]
+
+
+@pytest.mark.parametrize("question", STRANGE, ids=range(len(STRANGE)))
+def test_strange_input_gives_a_valid_answer(sezim_bot, question):
+    reply = sezim_bot.answer(question)
+    assert_grounded(sezim_bot, reply)
+    assert "<script" not in reply.text and "onerror" not in reply.text
+    reply.to_dict()  # serialisable
+
+
+@pytest.mark.parametrize(
+    "noisy",
+    [
+        "Who taught Sezim\x00 to play the\x07 dombra?\x7f",
+        "\ufeffWho taught Sezim to\u200b play the dombra?\u202e\u2066",
+        "Who   taught\tSezim\r\nto play the dombra?  ",
+    ],
+)
+def test_control_and_bidi_characters_are_ignored(sezim_bot, noisy):
+    assert sezim_bot.answer(noisy).to_dict() == sezim_bot.answer(DOMBRA).to_dict()
+
+
+def test_non_string_questions_do_not_crash(sezim_bot):
+    assert_valid(sezim_bot.answer(None))
+    assert_valid(sezim_bot.answer(42))
+
+
+@pytest.mark.parametrize(
+    "history",
+    [
+        None,
+        [],
+        [{"role": "user"}],
+        [{"role": "assistant", "content": "Hello"}],
+        [{"role": "user", "content": None}, "not a message", 7],
+        [{"role": "user", "content": "x" * 100_000}],
+    ],
+)
+def test_odd_histories_do_not_crash(sezim_bot, history):
+    assert_grounded(sezim_bot, sezim_bot.answer("Was it successful?", history))
+
+
+def test_same_inputs_give_the_same_answer(sezim_bot, make_bot):
+    history = [{"role": "user", "content": ALBUM}, {"role": "assistant", "content": "..."}]
+    cases = [(q, None) for q in QUESTIONS] + [("Was it successful?", history)]
+    first = [sezim_bot.answer(q, h).to_dict() for q, h in cases]
+    assert [sezim_bot.answer(q, h).to_dict() for q, h in cases] == first
+    # A second bot over the same seeds and index says exactly the same.
+    other = make_bot(sezim_bot.config.seeds_dir, sezim_bot.config.index_dir)
+    assert other.ensure_index() is None
+    assert [other.answer(q, h).to_dict() for q, h in cases] == first
+
+
+def test_module_level_api_uses_the_environment(tmp_path, monkeypatch):
+    seeds = copy_seeds(SEEDS, tmp_path / "seeds")
+    monkeypatch.setenv("BOT_SEEDS", str(seeds))
+    monkeypatch.setenv("BOT_INDEX", str(tmp_path / "index"))
+    bot_package.default_bot.cache_clear()
+    try:
+        reply = bot_package.answer(DOMBRA)
+        assert not reply.refused and "grandmother" in reply.text
+        assert (tmp_path / "index" / "CURRENT").is_file()
+        assert bot_package.retrieve(DOMBRA, k=1)[0].source == SEZIM_FILE
+    finally:
+        bot_package.default_bot.cache_clear()

@@ -1,0 +1,480 @@
+"""The FAISS index: layout, incremental updates, atomic writes, damage and rebuilds.
+
+Everything runs the real model and real FAISS over real seed text.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import random
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import faiss
+import numpy as np
+import pytest
+
+import bot.index as index_module
+from bot import Config
+from bot.chunk import chunk_seed
+from bot.index import ARTIFACTS, FORMAT_VERSION, IndexUnavailable, load_index, settings_of, update_index
+from bot.ingest import load_seeds
+
+from conftest import SEEDS, SEZIM_FILE, bot_command, bot_env, copy_seeds
+
+DOMBRA = "Who taught Sezim to play the dombra?"
+
+
+def generations(index: Path) -> set[str]:
+    return {p.name for p in index.iterdir() if p.name.startswith("gen-")} if index.is_dir() else set()
+
+
+def live(index: Path) -> Path:
+    return index / (index / "CURRENT").read_text(encoding="utf-8").strip()
+
+
+def split_seeds(tmp_path: Path) -> Path:
+    """The shipped seed cut into three files of two paragraphs each."""
+    paragraphs = (SEEDS / SEZIM_FILE).read_text(encoding="utf-8").split("\n\n")
+    assert len(paragraphs) >= 6
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    thirds = [paragraphs[0:2], paragraphs[2:4], paragraphs[4:]]
+    for name, part in zip(("a.txt", "b.txt", "c.txt"), thirds):
+        (seeds / name).write_text("\n\n".join(part), encoding="utf-8")
+    return seeds
+
+
+def rows_of(loaded, name: str) -> tuple[list, bytes, bytes]:
+    """A file's chunks and the exact bytes of its sentence and window vectors."""
+    entry = loaded.manifest["files"][name]
+    rows = slice(entry["first"], entry["first"] + entry["count"])
+    return loaded.chunks[rows], loaded.vectors[rows].tobytes(), loaded.context_vectors[rows].tobytes()
+
+
+@pytest.fixture
+def spy(monkeypatch, embedder):
+    """Record every text the real model is asked to embed (it still embeds them)."""
+    seen: list[str] = []
+    original = embedder.encode
+
+    def encode(texts, *args, **kwargs):
+        seen.extend(texts)
+        return original(texts, *args, **kwargs)
+
+    monkeypatch.setattr(embedder, "encode", encode)
+    return seen
+
+
+# -- building -----------------------------------------------------------------
+
+
+def test_build_writes_a_complete_generation(seeds_dir, index_dir, embedder):
+    config = Config(seeds_dir=seeds_dir, index_dir=index_dir)
+    report = update_index(config, embedder)
+    (seed,) = [s for s in load_seeds(seeds_dir) if s.path == SEZIM_FILE]
+    expected_chunks = chunk_seed(seed, config.window)
+
+    assert report.added == [SEZIM_FILE] and report.changed == [] and report.removed == []
+    assert report.chunks == report.embedded == len(expected_chunks) > 0
+    assert report.rebuilt_because is None
+
+    # Layout: CURRENT names one complete generation; nothing temporary is left.
+    generation = live(index_dir)
+    assert generation.name.startswith("gen-") and generation.is_dir()
+    assert generations(index_dir) == {generation.name}
+    assert not list(index_dir.glob(".CURRENT.*"))
+    assert {p.name for p in generation.iterdir()} == {*ARTIFACTS, "manifest.json"}
+
+    manifest = json.loads((generation / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["format_version"] == FORMAT_VERSION
+    assert manifest["model"] == settings_of(config)["model"] and manifest["model"].startswith("all-MiniLM-L6-v2")
+    assert manifest["dimension"] == embedder.dimension
+    assert manifest["chunking"] == settings_of(config)["chunking"]
+    data = (seeds_dir / SEZIM_FILE).read_bytes()
+    assert manifest["files"] == {
+        SEZIM_FILE: {"sha256": hashlib.sha256(data).hexdigest(), "first": 0, "count": len(expected_chunks)}
+    }
+    for name in ARTIFACTS:
+        assert manifest["artifacts"][name] == hashlib.sha256((generation / name).read_bytes()).hexdigest()
+
+    loaded = load_index(index_dir, settings_of(config))
+    assert loaded.chunks == expected_chunks
+    assert loaded.vectors.dtype == np.float32 and loaded.vectors.shape == (len(expected_chunks), embedder.dimension)
+    # Normalised vectors in an inner-product index: inner product is cosine.
+    assert np.allclose(np.linalg.norm(loaded.vectors, axis=1), 1.0, atol=1e-4)
+    assert np.allclose(np.linalg.norm(loaded.context_vectors, axis=1), 1.0, atol=1e-4)
+    assert loaded.faiss_index.ntotal == len(expected_chunks)
+    assert loaded.faiss_index.metric_type == faiss.METRIC_INNER_PRODUCT
+    # Row i is the embedding of chunk i (sentence, and sentence with its window):
+    # the same vector up to batching and quantisation, far closer than any
+    # other sentence's.
+    texts = [c.text for c in expected_chunks]
+    cosines = np.einsum("ij,ij->i", loaded.vectors, embedder.encode(texts))
+    assert cosines.min() > 0.98, cosines
+    contexts = embedder.encode([c.context for c in expected_chunks])
+    assert np.einsum("ij,ij->i", loaded.context_vectors, contexts).min() > 0.98
+    for row in (0, 3, len(texts) - 1):
+        scores, rows = loaded.faiss_index.search(embedder.encode([texts[row]]), 2)
+        assert rows[0][0] == row and scores[0][0] > 0.98 and scores[0][1] < scores[0][0] - 0.05
+
+
+def test_second_build_is_a_noop(seeds_dir, index_dir, embedder, spy):
+    config = Config(seeds_dir=seeds_dir, index_dir=index_dir)
+    first = update_index(config, embedder)
+    generation = live(index_dir)
+    files_before = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in generation.iterdir()}
+    embedded_before = len(spy)
+
+    second = update_index(config, embedder)
+    assert not second.changed_anything
+    assert second.embedded == 0 and len(spy) == embedded_before
+    assert second.unchanged == 1 and second.chunks == first.chunks
+    assert second.summary().startswith("Index is up to date")
+    assert live(index_dir) == generation and generations(index_dir) == {generation.name}
+    assert {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in generation.iterdir()} == files_before
+
+
+def test_changing_one_of_several_files_reembeds_only_that_file(tmp_path, embedder, spy):
+    seeds = split_seeds(tmp_path)
+    config = Config(seeds_dir=seeds, index_dir=tmp_path / "index")
+    first = update_index(config, embedder)
+    assert sorted(first.added) == ["a.txt", "b.txt", "c.txt"]
+    old = load_index(config.index_dir, settings_of(config))
+
+    with (seeds / "b.txt").open("a", encoding="utf-8") as handle:
+        handle.write("\n\nLater she recorded a second album, Winter Dombra, in a barn near Almaty.")
+    spy.clear()
+    report = update_index(config, embedder)
+    new = load_index(config.index_dir, settings_of(config))
+
+    assert report.changed == ["b.txt"] and report.added == [] and report.removed == []
+    assert report.unchanged == 2
+    b_count = new.manifest["files"]["b.txt"]["count"]
+    assert b_count == old.manifest["files"]["b.txt"]["count"] + 1
+    assert report.embedded == b_count < report.chunks
+    # The model saw b.txt's sentences (and their windows) and nothing else.
+    b_chunks = rows_of(new, "b.txt")[0]
+    assert sorted(spy) == sorted([c.text for c in b_chunks] + [c.context for c in b_chunks])
+    # The other files' chunks and vectors are carried over byte for byte.
+    for name in ("a.txt", "c.txt"):
+        assert rows_of(new, name) == rows_of(old, name)
+    assert any("Winter Dombra" in c.text for c in b_chunks)
+
+
+def test_adding_and_removing_files(tmp_path, embedder, spy, make_bot):
+    seeds = split_seeds(tmp_path)
+    config = Config(seeds_dir=seeds, index_dir=tmp_path / "index")
+    update_index(config, embedder)
+    old = load_index(config.index_dir, settings_of(config))
+
+    (seeds / "news").mkdir()
+    (seeds / "news" / "d.md").write_text("# Tour\n\nSezim announced a **winter tour** of Japan.\n", encoding="utf-8")
+    spy.clear()
+    added = update_index(config, embedder)
+    assert added.added == ["news/d.md"] and added.changed == [] and added.unchanged == 3
+    assert added.embedded == 2 and len(spy) == 4  # "Tour" and one sentence, each with its window
+    with_d = load_index(config.index_dir, settings_of(config))
+    for name in ("a.txt", "b.txt", "c.txt"):
+        assert rows_of(with_d, name) == rows_of(old, name)
+
+    (seeds / "c.txt").unlink()
+    spy.clear()
+    removed = update_index(config, embedder)
+    assert removed.removed == ["c.txt"] and removed.added == [] and removed.changed == []
+    assert removed.embedded == 0 and spy == []
+    without_c = load_index(config.index_dir, settings_of(config))
+    assert set(without_c.manifest["files"]) == {"a.txt", "b.txt", "news/d.md"}
+    assert all(chunk.source != "c.txt" for chunk in without_c.chunks)
+    assert without_c.faiss_index.ntotal == len(without_c.chunks) == with_d.faiss_index.ntotal - old.manifest["files"]["c.txt"]["count"]
+    for name in ("a.txt", "b.txt", "news/d.md"):
+        assert rows_of(without_c, name) == rows_of(with_d, name)
+    # Nothing the bot says can come from the removed file any more.
+    bot = make_bot(seeds, config.index_dir)
+    passages = bot.retrieve("international sensation humble grounded ancestors", k=len(without_c))
+    assert passages and all(p.source != "c.txt" for p in passages)
+
+
+def test_only_the_live_and_previous_generations_are_kept(tmp_path, embedder):
+    seeds = split_seeds(tmp_path)
+    config = Config(seeds_dir=seeds, index_dir=tmp_path / "index")
+    for round_ in range(4):
+        (seeds / "extra.txt").write_text(f"Sezim gave concert number {round_}.", encoding="utf-8")
+        update_index(config, embedder)
+        assert live(config.index_dir).name in generations(config.index_dir)
+        assert len(generations(config.index_dir)) <= 2
+    assert load_index(config.index_dir).chunks[-1].text == "Sezim gave concert number 3."
+
+
+def test_ensure_index_builds_then_follows_the_seeds(seeds_dir, index_dir, make_bot):
+    bot = make_bot(seeds_dir, index_dir)
+    first = bot.ensure_index()
+    assert first is not None and first.added == [SEZIM_FILE]
+    assert make_bot(seeds_dir, index_dir).ensure_index() is None  # up to date: just loaded
+    (seeds_dir / "tour.txt").write_text("Sezim will tour Japan next spring.", encoding="utf-8")
+    fresh = make_bot(seeds_dir, index_dir)
+    report = fresh.ensure_index()
+    assert report is not None and report.added == ["tour.txt"] and report.embedded == 1
+    assert fresh.retrieve("Japan tour next spring", k=1)[0].source == "tour.txt"
+
+
+# -- atomic writes --------------------------------------------------------------
+
+
+class Crash(Exception):
+    """Stands in for the process dying at one point of a build."""
+
+
+def _crash_while_writing_faiss(original):
+    def write_index(index, path):
+        original(index, path)
+        with open(path, "r+b") as handle:
+            handle.truncate(100)
+        raise Crash("died while writing index.faiss")
+
+    return write_index
+
+
+@pytest.mark.parametrize("point", ["faiss", "fsync", "replace"])
+def test_a_build_that_dies_midway_leaves_the_previous_index(tmp_path, embedder, make_bot, monkeypatch, point):
+    seeds = split_seeds(tmp_path)
+    config = Config(seeds_dir=seeds, index_dir=tmp_path / "index")
+    update_index(config, embedder)
+    before = load_index(config.index_dir, settings_of(config))
+    pointer = (config.index_dir / "CURRENT").read_bytes()
+
+    (seeds / "b.txt").write_text("Everything changed.", encoding="utf-8")
+    (seeds / "d.txt").write_text("A new file.", encoding="utf-8")
+    with monkeypatch.context() as patch:
+        if point == "faiss":
+            patch.setattr(index_module.faiss, "write_index", _crash_while_writing_faiss(faiss.write_index))
+        elif point == "fsync":  # every file written, about to be switched to
+            patch.setattr(index_module, "_fsync", lambda path: (_ for _ in ()).throw(Crash(str(path))))
+        else:  # the new CURRENT is written but not yet moved into place
+            patch.setattr(index_module.os, "replace", lambda *a: (_ for _ in ()).throw(Crash("replace")))
+        with pytest.raises(Crash):
+            update_index(config, embedder)
+
+    # The half-written generation is there, but the live index is the old one.
+    assert len(generations(config.index_dir)) == 2
+    assert (config.index_dir / "CURRENT").read_bytes() == pointer
+    after = load_index(config.index_dir, settings_of(config))
+    assert after.path == before.path and after.chunks == before.chunks
+    assert after.vectors.tobytes() == before.vectors.tobytes()
+
+    # The next build finishes the job and clears the debris.
+    report = update_index(config, embedder)
+    assert report.changed == ["b.txt"] and report.added == ["d.txt"]
+    assert not list(config.index_dir.glob(".CURRENT.*"))
+    assert len(generations(config.index_dir)) <= 2
+    assert {c.text for c in load_index(config.index_dir).chunks} >= {"Everything changed.", "A new file."}
+
+
+def write_corpus(path: Path, sentences: int) -> None:
+    """A large, varied, deterministic document to make a build take a while."""
+    rng = random.Random(1234)
+    nouns = "song album dombra steppe village concert record melody voice tour festival river mountain city".split()
+    verbs = "sang recorded played wrote remembered carried painted crossed found lost praised".split()
+    lines = []
+    for i in range(sentences):
+        words = [rng.choice(nouns if j % 2 else verbs) for j in range(rng.randint(8, 20))]
+        lines.append(f"In episode {i} the singer {' '.join(words)}.")
+        if i % 6 == 5:
+            lines.append("\n\n")
+    path.write_text(" ".join(lines), encoding="utf-8")
+
+
+@pytest.mark.slow
+def test_a_build_killed_with_sigkill_leaves_the_previous_index_loadable(tmp_path, make_bot):
+    """Kill ``bot build`` at different moments; the old index always loads and answers."""
+    seeds = copy_seeds(SEEDS, tmp_path / "seeds")
+    index = tmp_path / "index"
+    make_bot(seeds, index).update()
+    settings = settings_of(Config(seeds_dir=seeds, index_dir=index))
+    before = load_index(index, settings)
+    pristine = tmp_path / "pristine"
+    shutil.copytree(index, pristine)
+
+    big = copy_seeds(seeds, tmp_path / "big-seeds")
+    write_corpus(big / "corpus.txt", sentences=2500)
+
+    def start_build(target: Path, log: Path) -> subprocess.Popen:
+        command = [*bot_command(), "build", "--seeds", str(big), "--index", str(target)]
+        with log.open("w") as handle:
+            return subprocess.Popen(command, env=bot_env(), stdin=subprocess.DEVNULL, stdout=handle, stderr=handle)
+
+    # How long a whole build takes here, so the kills land at the same stages
+    # (start-up, model loading, embedding, writing) on a fast or slow machine.
+    started = time.monotonic()
+    assert start_build(tmp_path / "timing-index", tmp_path / "timing.log").wait(timeout=600) == 0
+    whole = time.monotonic() - started
+
+    killed_running = []
+    for moment in (0.1, 0.3, 0.5, 0.7, 0.9, "writing"):
+        shutil.rmtree(index)
+        shutil.copytree(pristine, index)
+        pointer = (index / "CURRENT").read_bytes()
+        old_generations = generations(index)
+        process = start_build(index, tmp_path / "build.log")
+        try:
+            if moment == "writing":
+                # Kill as soon as the new generation's folder appears.
+                deadline = time.monotonic() + 600
+                while generations(index) == old_generations and process.poll() is None:
+                    assert time.monotonic() < deadline, "the build never started writing"
+                    time.sleep(0.001)
+            else:
+                time.sleep(moment * whole)
+            running = process.poll() is None
+            process.send_signal(signal.SIGKILL)
+        finally:
+            process.kill()
+            process.wait(timeout=60)
+        if running:
+            assert process.returncode == -signal.SIGKILL
+            killed_running.append(moment)
+
+        loaded = load_index(index, settings)  # never half-written
+        if (index / "CURRENT").read_bytes() == pointer:
+            assert loaded.path == before.path and loaded.chunks == before.chunks
+            assert loaded.vectors.tobytes() == before.vectors.tobytes()
+            # The previous index answers, without being rebuilt.
+            bot = make_bot(seeds, index)
+            assert bot.ensure_index() is None
+            passages = bot.retrieve(DOMBRA, k=3)
+            assert any("grandmother" in p.text for p in passages)
+            reply = bot.answer(DOMBRA)
+            assert not reply.refused and "grandmother" in reply.text
+        else:  # the kill came after the switch: the new index is complete
+            assert not running
+            assert {c.source for c in loaded.chunks} == {SEZIM_FILE, "corpus.txt"}
+
+    # Most kills must have landed in a running build, or this proved nothing.
+    assert len(killed_running) >= 4, (killed_running, whole)
+
+    # A later build over the debris completes and clears it.
+    report = make_bot(big, index).update()
+    assert report.added == ["corpus.txt"] and report.unchanged == 1
+    assert len(generations(index)) <= 2 and not list(index.glob(".CURRENT.*"))
+    assert load_index(index, settings).faiss_index.ntotal == report.chunks
+
+
+# -- damaged and incompatible indexes -----------------------------------------------
+
+
+def _truncate(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def _flip(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+DAMAGE = {
+    "truncated index.faiss": ("index.faiss", _truncate),
+    "flipped byte in vectors.npy": ("vectors.npy", _flip),
+    "truncated context.npy": ("context.npy", _truncate),
+    "flipped byte in chunks.jsonl": ("chunks.jsonl", _flip),
+    "deleted index.faiss": ("index.faiss", Path.unlink),
+    "emptied vectors.npy": ("vectors.npy", lambda p: p.write_bytes(b"")),
+    "garbage manifest": ("manifest.json", lambda p: p.write_text("{not json", encoding="utf-8")),
+    "truncated manifest": ("manifest.json", _truncate),
+}
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGE))
+def test_a_damaged_index_is_detected_and_rebuilt_with_one_log_line(seeds_dir, index_dir, make_bot, caplog, damage):
+    config = Config(seeds_dir=seeds_dir, index_dir=index_dir)
+    make_bot(seeds_dir, index_dir).update()
+    good = load_index(index_dir, settings_of(config))
+    name, spoil = DAMAGE[damage]
+    spoil(live(index_dir) / name)
+
+    with pytest.raises(IndexUnavailable) as problem:
+        load_index(index_dir, settings_of(config))
+    if name != "manifest.json":
+        assert name in problem.value.reason
+
+    bot = make_bot(seeds_dir, index_dir)
+    with caplog.at_level(logging.INFO, logger="bot"):
+        report = bot.ensure_index()
+    assert report is not None and report.rebuilt_because == problem.value.reason
+    assert report.embedded == report.chunks == len(good)
+    # One clear line at the level a user sees by default; no traceback anywhere.
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1, [r.getMessage() for r in warnings]
+    assert "Rebuilding the index" in warnings[0].getMessage()
+    assert problem.value.reason in warnings[0].getMessage()
+    assert not any(r.exc_info for r in caplog.records)
+
+    rebuilt = load_index(index_dir, settings_of(config))
+    assert rebuilt.chunks == good.chunks
+    assert np.einsum("ij,ij->i", rebuilt.vectors, good.vectors).min() > 0.999
+    reply = bot.answer(DOMBRA)
+    assert not reply.refused and any(c.source == SEZIM_FILE for c in reply.citations)
+
+
+@pytest.mark.parametrize("pointer", ["gen-does-not-exist\n", "../../etc\n", "", "\x00\xff garbage"])
+def test_a_bad_current_pointer_is_detected_and_rebuilt(seeds_dir, index_dir, make_bot, pointer):
+    make_bot(seeds_dir, index_dir).update()
+    (index_dir / "CURRENT").write_bytes(pointer.encode("utf-8", "surrogateescape"))
+    with pytest.raises(IndexUnavailable):
+        load_index(index_dir)
+    report = make_bot(seeds_dir, index_dir).ensure_index()
+    assert report is not None and report.added == [SEZIM_FILE]
+    assert live(index_dir).parent == index_dir and load_index(index_dir).chunks
+
+
+def _rewrite_manifest(index: Path, **changes) -> None:
+    path = live(index) / "manifest.json"
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    manifest.update(changes)
+    path.write_text(json.dumps(manifest), encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    "changes, reason",
+    [
+        ({"format_version": FORMAT_VERSION + 1}, "format version"),
+        ({"format_version": 0}, "format version"),
+        ({"model": "sentence-transformers/paraphrase-MiniLM-L3-v2"}, "another model"),
+        ({"chunking": {"splitter": "regex", "window": 1, "max_sentence_words": 80}}, "another chunking"),
+    ],
+)
+def test_an_index_of_another_version_or_model_is_rebuilt(seeds_dir, index_dir, make_bot, caplog, changes, reason):
+    config = Config(seeds_dir=seeds_dir, index_dir=index_dir)
+    make_bot(seeds_dir, index_dir).update()
+    _rewrite_manifest(index_dir, **changes)
+    with pytest.raises(IndexUnavailable, match=reason):
+        load_index(index_dir, settings_of(config))
+
+    with caplog.at_level(logging.WARNING, logger="bot"):
+        report = make_bot(seeds_dir, index_dir).ensure_index()
+    assert report is not None and reason in report.rebuilt_because
+    assert report.embedded == report.chunks
+    assert len([r for r in caplog.records if r.levelno >= logging.WARNING]) == 1
+    manifest = load_index(index_dir, settings_of(config)).manifest
+    assert manifest["format_version"] == FORMAT_VERSION and manifest["model"] == settings_of(config)["model"]
+
+
+def test_changing_the_model_or_chunking_settings_rebuilds(seeds_dir, index_dir, make_bot):
+    make_bot(seeds_dir, index_dir).update()
+    # An index built with the bundled model does not pass for another model's.
+    with pytest.raises(IndexUnavailable, match="another model"):
+        load_index(index_dir, settings_of(Config(model="/models/some-other-model")))
+    # A real change of settings: a wider window means other window vectors.
+    wide = make_bot(seeds_dir, index_dir, window=2)
+    report = wide.ensure_index()
+    assert report is not None and "chunking" in report.rebuilt_because
+    assert report.embedded == report.chunks
+    loaded = load_index(index_dir, settings_of(wide.config))
+    assert loaded.manifest["chunking"]["window"] == 2
+    assert any(c.before.count(". ") >= 1 for c in loaded.chunks)
