@@ -21,7 +21,6 @@ copied from the live generation and only new or changed files are embedded.
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import logging
 import os
@@ -37,7 +36,7 @@ import numpy as np
 from .chunk import MAX_SENTENCE_WORDS, Chunk, chunk_seed
 from .config import Config
 from .embed import Embedder, model_identity
-from .ingest import NoSeedsError, SeedFile, load_seeds
+from .ingest import NoSeedsError, SeedFile, file_sha256, load_seeds
 
 log = logging.getLogger(__name__)
 
@@ -110,14 +109,6 @@ def settings_of(config: Config) -> dict:
     }
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def current_generation(index_dir: Path) -> Path | None:
     """The folder of the live generation, or None when there is none."""
     try:
@@ -152,7 +143,7 @@ def load_index(index_dir: Path, expected: dict | None = None) -> LoadedIndex:
                 raise IndexUnavailable(f"it was built with another {key} ({manifest.get(key)})")
     for name in ARTIFACTS:
         path = generation / name
-        if not path.is_file() or _sha256(path) != checksums.get(name):
+        if not path.is_file() or file_sha256(path) != checksums.get(name):
             raise IndexUnavailable(f"{name} is missing or damaged")
     try:
         with (generation / "chunks.jsonl").open(encoding="utf-8") as handle:
@@ -291,7 +282,7 @@ def _write_generation(
     flat = faiss.IndexFlatIP(vectors.shape[1])
     flat.add(vectors)
     faiss.write_index(flat, str(generation / "index.faiss"))
-    manifest["artifacts"] = {name: _sha256(generation / name) for name in ARTIFACTS}
+    manifest["artifacts"] = {name: file_sha256(generation / name) for name in ARTIFACTS}
     (generation / "manifest.json").write_text(json.dumps(manifest, indent=1), encoding="utf-8")
     for name in (*ARTIFACTS, "manifest.json"):
         _fsync(generation / name)
