@@ -1,0 +1,279 @@
+"""The ONNX Runtime embedding path: same vectors as sentence-transformers, cached, light to import.
+
+The model is exported once per test session into a temporary cache (about
+half a minute); every test here shares that export.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import bot.embed as embed
+from bot import Bot, Config
+from bot.config import DEFAULT_MODEL
+from bot.embed import Embedder, OnnxEncoder, ensure_onnx_export, model_identity, onnx_dir
+
+from conftest import ROOT, SEEDS, copy_seeds
+
+#: A few dozen varied texts: short, long (past the 256-token limit), numbers,
+#: punctuation, accents, Cyrillic, CJK, emoji, empty and blank.
+SENTENCES = [
+    "Who taught Sezim to play the dombra?",
+    "When was her first album released?",
+    "How many concerts did she give in 2019?",
+    "Where was she born?",
+    "Sezim Baktybekova is a singer from Kyrgyzstan.",
+    "She learned the komuz from her grandmother in Naryn.",
+    "Her debut single reached number one in Bishkek in the spring of 2016.",
+    "The orchestra played for two hours, and the crowd sang every chorus.",
+    "Chopin left Warsaw in 1830 and never returned.",
+    "Link's sword is called the Master Sword.",
+    "What's your favourite song?!",
+    "ok",
+    "a",
+    "",
+    "   ",
+    "1994",
+    "42 % of 1,000,000 fans — really?",
+    "Café naïve Zürich façade déjà vu.",
+    "Сезим Бактыбекова — кыргызская певица.",
+    "她是一位来自吉尔吉斯斯坦的歌手。",
+    "彼女はキルギスの歌手です。",
+    "Concert tonight 🎤🎶 don't miss it!!!",
+    "<b>HTML</b> &amp; markdown **bold** [link](http://example.com)",
+    "The quick brown fox jumps over the lazy dog. " * 3,
+    "Tab\tseparated\nand new\nlines.",
+    "A" * 300,
+    "word " * 400,
+    " ".join(f"sentence number {i} about the tour of the year {1990 + i}." for i in range(60)),
+    "Is she married?",
+    "Did she win the Grammy?",
+    "Tell me about her childhood.",
+    "She wrote the lyrics herself, in Kyrgyz and in Russian, during the winter of 2020.",
+]
+
+
+@pytest.fixture(scope="session")
+def onnx_cache(tmp_path_factory) -> Path:
+    """One export of the bundled model for the whole session."""
+    cache = tmp_path_factory.mktemp("onnx-cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("BOT_ONNX_CACHE", str(cache))
+        ensure_onnx_export(DEFAULT_MODEL)
+    return cache
+
+
+@pytest.fixture(autouse=True)
+def _use_onnx_cache(monkeypatch, onnx_cache):
+    monkeypatch.setenv("BOT_ONNX_CACHE", str(onnx_cache))
+    monkeypatch.delenv("BOT_EMBED_DOCUMENTS", raising=False)
+
+
+@pytest.fixture(scope="session")
+def reference(embedder):
+    """sentence-transformers' own vectors of SENTENCES, with its default settings."""
+    return embedder.model.encode(SENTENCES, normalize_embeddings=True, convert_to_numpy=True)
+
+
+def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.sum(a * b, axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+
+
+def test_onnx_vectors_match_sentence_transformers(onnx_cache, reference):
+    exact = OnnxEncoder(onnx_dir(DEFAULT_MODEL), "model.onnx")
+    for batch_size in (1, 7, 64):
+        vectors = exact.encode(SENTENCES, batch_size=batch_size)
+        assert vectors.shape == reference.shape and vectors.dtype == np.float32
+        assert cosines(vectors, reference).min() >= 0.999
+
+
+def test_a_question_is_embedded_exactly_and_without_torch_objects(reference):
+    model = Embedder()
+    for i in (0, 17, 19, 26):
+        vector = model.encode([SENTENCES[i]])
+        assert vector.shape == (1, 384) and vector.dtype == np.float32
+        assert cosines(vector, reference[i : i + 1])[0] >= 0.999
+    assert model.backend == "onnx"
+    assert model._model is None  # sentence-transformers was never loaded
+
+
+def test_documents_are_embedded_exactly_by_default(reference):
+    model = Embedder()
+    for batch_size in (1, 16, 64):
+        assert cosines(model.encode(SENTENCES, batch_size=batch_size), reference).min() >= 0.999
+    assert model._model is None and model_identity(DEFAULT_MODEL) == DEFAULT_MODEL
+
+
+def test_int8_documents_when_asked_for_are_close_to_the_exact_vectors(monkeypatch, reference):
+    monkeypatch.setenv("BOT_EMBED_DOCUMENTS", "int8")
+    vectors = Embedder().encode(SENTENCES, batch_size=16)
+    similarity = cosines(vectors, reference)
+    assert similarity.mean() >= 0.98 and similarity.min() >= 0.93
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_vectors_are_deterministic_and_unit_length(monkeypatch, precision):
+    monkeypatch.setenv("BOT_EMBED_DOCUMENTS", precision)
+    model = Embedder()
+    assert model.dimension == 384
+    for texts in (SENTENCES[:1], SENTENCES):
+        first, second = model.encode(texts), Embedder().encode(texts)
+        assert np.array_equal(first, second)
+        assert first.shape == (len(texts), model.dimension) and first.dtype == np.float32
+        assert np.allclose(np.linalg.norm(first, axis=1), 1.0, atol=1e-5)
+    assert model.encode([]).shape == (0, 384)
+    repeated = model.encode([SENTENCES[4], SENTENCES[5], SENTENCES[4]])
+    assert np.array_equal(repeated[0], repeated[2])
+
+
+def test_an_exact_vector_does_not_depend_on_its_batch():
+    model = Embedder()
+    together = model.encode(SENTENCES, batch_size=64)
+    alone = np.vstack([model.encode([text]) for text in SENTENCES])
+    assert cosines(together, alone).min() >= 0.99999
+
+
+def test_identity_names_quantised_vectors_only(monkeypatch):
+    # Exact vectors are interchangeable: ONNX fp32 and sentence-transformers.
+    assert model_identity(DEFAULT_MODEL) == DEFAULT_MODEL
+    monkeypatch.setenv("BOT_EMBED_DOCUMENTS", "torch")
+    assert model_identity(DEFAULT_MODEL) == DEFAULT_MODEL
+    monkeypatch.setenv("BOT_EMBED_DOCUMENTS", "int8")
+    assert model_identity(DEFAULT_MODEL) == f"{DEFAULT_MODEL}+int8"
+    assert model_identity(f"sentence-transformers/{DEFAULT_MODEL}") == f"{DEFAULT_MODEL}+int8"
+    monkeypatch.setenv("BOT_EMBED_DOCUMENTS", "fp16")  # not a choice: ignored, with a warning
+    assert model_identity(DEFAULT_MODEL) == DEFAULT_MODEL
+
+
+def test_with_a_gpu_the_seeds_are_embedded_by_sentence_transformers(monkeypatch, reference):
+    monkeypatch.setattr(embed, "_cuda_present", lambda: True)
+    assert model_identity(DEFAULT_MODEL) == DEFAULT_MODEL
+    model = Embedder()
+    vectors = model.encode(SENTENCES)
+    assert model._model is not None  # sentence-transformers (on the GPU when there is one)
+    assert cosines(vectors, reference).min() >= 0.999
+    model.encode(SENTENCES[:1])
+    assert model.backend == "onnx"  # questions still go through ONNX Runtime
+
+
+def test_a_missing_export_tool_is_not_remembered(monkeypatch, tmp_path):
+    def missing(name, work):
+        raise embed.ExportToolsMissing("exporting needs onnx")
+
+    monkeypatch.setattr(embed, "_export", missing)
+    folder = tmp_path / "some-model"
+    folder.mkdir()
+    with pytest.raises(embed.ExportToolsMissing):
+        ensure_onnx_export(str(folder))
+    assert not onnx_dir(str(folder)).exists()  # a later run, with onnx installed, tries again
+    assert not [p for p in onnx_dir(str(folder)).parent.iterdir() if "tmp" in p.name]
+
+
+def test_the_export_is_cached_and_reused(monkeypatch, onnx_cache):
+    folder = onnx_dir(DEFAULT_MODEL)
+    assert folder.parent == onnx_cache and (folder / "meta.json").is_file()
+    meta = json.loads((folder / "meta.json").read_text())
+    assert meta["pooling"] == "mean" and meta["normalize"] and meta["max_length"] == 256
+    assert meta["probe_cosine_model.onnx"] >= 0.999
+    before = {p.name: p.stat().st_mtime_ns for p in folder.iterdir()}
+
+    def no_export(*args):
+        raise AssertionError("the model was exported again")
+
+    monkeypatch.setattr(embed, "_export", no_export)
+    assert ensure_onnx_export(DEFAULT_MODEL) == folder
+    Embedder().encode(SENTENCES[:3])
+    assert {p.name: p.stat().st_mtime_ns for p in folder.iterdir()} == before
+    assert not any(p.name.startswith(".") and "tmp" in p.name for p in onnx_cache.iterdir())
+
+
+def test_a_model_that_cannot_be_exported_falls_back_to_sentence_transformers(tmp_path, embedder, caplog):
+    import warnings
+
+    from sentence_transformers import SentenceTransformer
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from sentence_transformers import models
+
+    bundled = embed.resolve_model(DEFAULT_MODEL)
+    transformer = models.Transformer(bundled)
+    width = (getattr(transformer, "get_embedding_dimension", None) or transformer.get_word_embedding_dimension)()
+    pooling = models.Pooling(width, "mean")
+    dense = models.Dense(width, 32)
+    folder = tmp_path / "with-dense"
+    SentenceTransformer(modules=[transformer, pooling, dense], device="cpu").save(str(folder))
+
+    model = Embedder(str(folder))
+    with caplog.at_level(logging.WARNING, logger="bot.embed"):
+        vectors = model.encode(SENTENCES[:5])
+    assert vectors.shape == (5, 32) and model.dimension == 32
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert model.backend == "sentence-transformers"
+    assert any("cannot run through ONNX Runtime" in r.getMessage() for r in caplog.records)
+    # The reason is remembered: later runs do not try again, and name the vectors honestly.
+    assert (onnx_dir(str(folder)) / "unsupported.json").is_file()
+    assert model_identity(str(folder)) == str(folder.resolve())
+
+
+def test_answering_imports_neither_torch_nor_sentence_transformers(tmp_path, onnx_cache):
+    seeds = copy_seeds(SEEDS, tmp_path / "seeds")
+    config = Config(seeds_dir=seeds, index_dir=tmp_path / "index")
+    Bot(config).ensure_index()
+    script = (
+        "import sys, json\n"
+        "from bot import Bot, Config\n"
+        f"bot = Bot(Config(seeds_dir={str(seeds)!r}, index_dir={str(tmp_path / 'index')!r}))\n"
+        "reply = bot.answer('Who taught Sezim to play the dombra?')\n"
+        "heavy = sorted(m for m in ('torch', 'sentence_transformers', 'transformers') if m in sys.modules)\n"
+        "print(json.dumps({'heavy': heavy, 'refused': reply.refused}))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300,
+        env={**__import__("os").environ, "BOT_ONNX_CACHE": str(onnx_cache)},
+    )
+    assert result.returncode == 0, result.stderr
+    outcome = json.loads(result.stdout.strip().splitlines()[-1])
+    assert outcome == {"heavy": [], "refused": False}
+
+
+@pytest.mark.parametrize("mode", ["mean", "cls", "max", "mean_sqrt_len_tokens"])
+def test_pooling_modes_follow_sentence_transformers(mode):
+    """Each pooling mode we accept at export time is computed as sentence-transformers' Pooling does."""
+    import warnings
+
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from sentence_transformers.models import Pooling
+
+    rng = np.random.default_rng(0)
+    tokens = rng.normal(size=(3, 5, 8)).astype(np.float32)
+    mask = np.array([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0], [1, 0, 0, 0, 0]], dtype=np.int64)
+    pooling = Pooling(8, pooling_mode=mode)
+    encoder = OnnxEncoder.__new__(OnnxEncoder)
+    encoder.meta = {"pooling": embed._pooling_mode(pooling), "normalize": False}
+    ours = encoder._pool(tokens, mask)
+    features = {"token_embeddings": torch.from_numpy(tokens), "attention_mask": torch.from_numpy(mask)}
+    theirs = pooling(features)["sentence_embedding"].numpy()
+    assert np.allclose(ours, theirs, atol=1e-5)
+
+
+def test_other_pooling_modes_are_not_exported():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from sentence_transformers.models import Pooling
+
+    with pytest.raises(embed.ExportUnsupported):
+        embed._pooling_mode(Pooling(8, pooling_mode="weightedmean"))
