@@ -55,7 +55,7 @@ class Config:
     #: margin of the best one (fused-score units) ...
     second_sentence_margin: float = 2.0
     #: ... and the two together have at most this many words.
-    answer_max_words: int = 70
+    answer_max_words: int = 75
     #: Longest question, in characters, that the bot reads; longer ones get a
     #: polite request to shorten them instead of an answer.
     max_question_chars: int = 1000
