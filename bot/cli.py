@@ -170,31 +170,103 @@ def calibrate(eval_dir, output, seeds_dir, index_dir, model, verbose):
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on; use 0.0.0.0 to let other machines connect.")
 @click.option("--port", default=7860, show_default=True, help="Port to listen on.")
+@click.option("--auth", "accounts", multiple=True, metavar="USER:PASSWORD",
+              help="Require this login for the page and the API (repeat for more accounts). "
+                   "Default: $BOT_AUTH, else no password.")
+@click.option("--rate-limit", type=click.IntRange(min=0), default=None, metavar="N",
+              help="Questions per minute per client IP, chat and API together; 0: no limit. "
+                   "Default: $BOT_RATE_LIMIT, else 30.")
 @common_options
-def serve(host, port, seeds_dir, index_dir, model, verbose):
+def serve(host, port, accounts, rate_limit, seeds_dir, index_dir, model, verbose):
     """Start the browser chat (Gradio), updating the index as the seeds change.
 
     Builds or updates the index first, then serves http://HOST:PORT/ until
     Ctrl+C. Answers are also an API: see the README for the gradio_client call.
     """
+    import os
+
     _setup_logging(max(verbose, 1))
-    from .ui import ServeError
+    from .ui import DEFAULT_RATE_LIMIT, ServeError, parse_auth
     from .ui import serve as run_server
 
     try:
-        run_server(make_config(seeds_dir, index_dir, model), host=host, port=port)
+        if not accounts and os.environ.get("BOT_AUTH"):
+            accounts = (os.environ["BOT_AUTH"],)
+        if rate_limit is None:
+            try:
+                rate_limit = int(os.environ.get("BOT_RATE_LIMIT") or DEFAULT_RATE_LIMIT)
+            except ValueError:
+                raise ServeError("BOT_RATE_LIMIT must be a whole number of questions per minute (0: no limit).") \
+                    from None
+            if rate_limit < 0:
+                raise ServeError("BOT_RATE_LIMIT must be 0 or more.")
+        run_server(make_config(seeds_dir, index_dir, model), host=host, port=port,
+                   auth=parse_auth(accounts) or None, rate_limit=rate_limit)
     except ServeError as error:
         raise click.ClickException(str(error)) from None
 
 
 @cli.command()
+@click.option("--scale", "scales", multiple=True, type=click.IntRange(min=0), metavar="CHUNKS",
+              help="Corpus size of the scale figures (repeatable; default 100000; 0: none). "
+                   "--scale 1000000 takes about 15 minutes on 2 cores.")
+@click.option("--scale-only", is_flag=True, help="Only the scale figures, not those on the shipped seeds.")
 @common_options
-def bench(seeds_dir, index_dir, model, verbose):
+def bench(seeds_dir, index_dir, model, verbose, scales, scale_only):
     """Measure speed and memory and print one line per figure."""
     _setup_logging(verbose)
-    from .bench import run_benchmarks
+    from .bench import DEFAULT_SCALES, run_benchmarks
 
-    run_benchmarks(make_config(seeds_dir, index_dir, model))
+    chosen = tuple(size for size in scales if size > 0) if scales else DEFAULT_SCALES
+    run_benchmarks(make_config(seeds_dir, index_dir, model), scales=chosen, base=not scale_only)
+
+
+@cli.command()
+@click.option("--url", default=None, help="A running bot serve on this machine (default: start one, rate limit off).")
+@click.option("--pid", type=int, default=None, help="Process id of the server at --url, to measure its memory.")
+@click.option("--fans", default=50, show_default=True, type=click.IntRange(1, 1000), help="Simulated fans at once.")
+@click.option("--seconds", default=60.0, show_default=True, type=click.FloatRange(1, 3600), help="Length of the run.")
+@click.option("--warmup", default=10.0, show_default=True, type=click.FloatRange(0, 600),
+              help="Seconds of the same load first, not counted.")
+@click.option("--max-requests", default=100_000, show_default=True, type=click.IntRange(1),
+              help="Stop after this many questions (per phase).")
+@click.option("--timeout", default=30.0, show_default=True, help="Seconds one question may take before it fails.")
+@click.option("--think", default=0.0, show_default=True, help="Mean pause of a fan between questions, seconds.")
+@click.option("--fresh-sessions", is_flag=True,
+              help="Send every question without a session (as curl does), not one session per fan.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@common_options
+def loadtest(url, pid, fans, seconds, warmup, max_requests, timeout, think, fresh_sessions, as_json, seeds_dir,
+             index_dir, model, verbose):
+    """Many fans asking at once through the HTTP API: failures, latency, throughput, memory.
+
+    Loopback only. Exits with status 1 when a request failed or the server's
+    memory after the run is more than 10% off its memory after the warm-up.
+    """
+    _setup_logging(verbose)
+    from .loadtest import Server, run_load
+
+    def run(target, server_pid):
+        try:
+            return run_load(target, fans=fans, seconds=seconds, warmup=warmup, max_requests=max_requests,
+                            timeout=timeout, think=think, pid=server_pid, fresh_sessions=fresh_sessions)
+        except ValueError as error:
+            raise click.ClickException(str(error)) from None
+
+    if url:
+        report = run(url, pid)
+    else:
+        config = make_config(seeds_dir, index_dir, model)
+        extra = ("--rate-limit", "0") + (("--model", model) if model else ())
+        with Server(config.seeds_dir, config.index_dir, extra=extra) as server:
+            report = run(server.url, server.pid)
+    if as_json:
+        click.echo(json.dumps(report.to_dict()))
+    else:
+        for line in report.lines():
+            click.echo(line)
+    if not report.ok:
+        sys.exit(1)
 
 
 def main() -> None:

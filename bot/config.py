@@ -60,9 +60,18 @@ class Config:
     #: polite request to shorten them instead of an answer.
     max_question_chars: int = 1000
     #: Files in ``seeds/`` above this size are skipped with a warning.
-    max_seed_bytes: int = 64 * 1024 * 1024
+    #: (A 16 MiB text is about 100k sentences: minutes to embed on two cores.)
+    max_seed_bytes: int = 16 * 1024 * 1024
     #: Texts embedded per batch when building.
     batch_size: int = 64
+    #: Up to this many chunks the index is exact (FAISS ``IndexFlatIP``); above
+    #: it, approximate (HNSW over 8-bit scalar-quantised vectors, float16
+    #: vectors for re-scoring). Exact search costs ~0.03 ms per 1000 chunks a
+    #: question and rebuilds in seconds; see ``bot/index.py`` for why 100k.
+    exact_index_max_chunks: int = 100_000
+    #: Breadth of the approximate (HNSW) search; higher is slower and closer
+    #: to exact (recall@10 about 0.97 at 1M chunks with 768, ~3 ms; see ``bot bench``).
+    hnsw_ef_search: int = 768
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "seeds_dir", Path(self.seeds_dir))

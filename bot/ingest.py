@@ -115,7 +115,7 @@ def read_seed(seeds_dir: Path, path: Path, max_bytes: int) -> SeedFile | None:
     return SeedFile(path=name, text=text, blocks=blocks, sha256=hashlib.sha256(data).hexdigest())
 
 
-def load_seeds(seeds_dir: Path, max_bytes: int = 64 * 1024 * 1024) -> list[SeedFile]:
+def load_seeds(seeds_dir: Path, max_bytes: int = 16 * 1024 * 1024) -> list[SeedFile]:
     """Read every usable seed file under ``seeds_dir``.
 
     Raises :class:`NoSeedsError` with advice when there is nothing to read.

@@ -33,6 +33,10 @@ class Persona:
     empty_question: str = "What would you like to know about {artist}? Type a question and I'll look it up."
     too_long: str = "That's a long message! Please ask one question in under {limit} characters."
     error: str = "Sorry, something went wrong on my side. Please try asking again."
+    #: Said to a fan who asks faster than the server's rate limit allows.
+    slow_down: str = (
+        "Whoa, that's a lot of questions at once! Give me a few seconds to catch my breath, then ask me again."
+    )
     #: Questions shown to fans as examples they can click.
     example_questions: tuple[str, ...] = ()
 

@@ -98,12 +98,19 @@ def build_query(question: str, history: list[dict] | None = None) -> Query:
     return Query(question=question, follow_up_of=follow_up_of, wants=wanted_answer(question))
 
 
+#: Characters of the previous question searched with a follow-up; a pasted
+#: novel in the history must not make every later question slow.
+MAX_FOLLOW_UP_CHARS = 1000
+
+
 def _last_user_message(history: list[dict] | None) -> str | None:
-    for message in reversed(history or []):
+    if not isinstance(history, (list, tuple)):
+        return None
+    for message in reversed(history):
         if isinstance(message, dict) and message.get("role") == "user":
             content = message.get("content")
             if isinstance(content, str) and content.strip():
-                return normalize_question(content)
+                return normalize_question(content[:MAX_FOLLOW_UP_CHARS])
     return None
 
 

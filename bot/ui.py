@@ -14,14 +14,25 @@ While serving, :class:`SeedWatcher` watches the seeds folder and brings the
 index up to date in a background thread; :meth:`Bot.update` swaps the new
 index in with one assignment, so questions keep being answered throughout.
 
+Running in public (see the README's "Running it in public"): ``serve`` can
+require a password (Gradio's login, ``--auth``), limits how many questions each
+client may ask a minute (:class:`~bot.ratelimit.RateLimiter`; over the limit
+the fan gets a friendly line in the persona's voice), and launches Gradio so
+that it serves no file from disk at all (``blocked_paths`` is the whole
+filesystem, uploads are refused, monitoring, MCP and run history are off).
+Nothing in the page or the API changes the index: it follows the files in
+``seeds/`` only, so there is no index action to put behind the password.
+
 This is the only module that imports Gradio, so the rest of the CLI stays fast.
 """
 
+import errno
 import html
 import logging
 import os
 import re
 import signal
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -36,8 +47,10 @@ import watchfiles  # noqa: E402
 from .answer import Answer  # noqa: E402
 from .config import Config  # noqa: E402
 from .core import Bot  # noqa: E402
-from .ingest import SEED_SUFFIXES  # noqa: E402
+from .index import stale_files  # noqa: E402
+from .ingest import SEED_SUFFIXES, NoSeedsError, load_seeds  # noqa: E402
 from .persona import Persona, load_persona  # noqa: E402
+from .ratelimit import RateLimiter  # noqa: E402
 from .retrieve import Passage  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -48,6 +61,46 @@ ECHO_CHARS = 400
 STATUS_POLL_SECONDS = 2.0
 #: Longest chat history, in messages, passed to the bot with a question.
 HISTORY_MESSAGES = 20
+#: Longest message of that history, in characters. The bot reads only the
+#: fan's previous question from it, and a question over 1000 characters is not
+#: answered anyway; a megabyte pasted there would cost seconds of CPU each time.
+HISTORY_MESSAGE_CHARS = 4000
+#: Largest HTTP request body the server reads; a question and its history fit
+#: many times over. Bigger ones get "413 Request Entity Too Large".
+MAX_REQUEST_BYTES = 2 * 1024 * 1024
+
+#: Questions one client (IP address) may ask a minute, chat and API together,
+#: unless ``bot serve --rate-limit`` (or ``BOT_RATE_LIMIT``) says otherwise.
+DEFAULT_RATE_LIMIT = 30
+
+# The queue, chosen by measurement (``bot loadtest``, 2 cores). Answering a
+# question takes about 3 ms of CPU (one ONNX embedding, BM25 and a FAISS
+# search over an in-memory index); Gradio's own work per request (queue,
+# event stream, JSON) takes about twice that, on its one event-loop thread.
+# One server process tops out near 110-130 answers/s whatever the limit:
+# 1, 2, 4, 16 and 64 answers at once gave the same throughput within noise.
+#: Answers run at once (per event: the chat and /ask each). A few, so a slow
+#: question does not hold up the others, without a thread per waiting fan.
+CONCURRENCY_LIMIT = 4
+#: Questions that may wait in the queue (a few seconds' work at ~100 answers/s);
+#: more are turned away at once ("queue full") instead of waiting minutes
+#: behind a spike, and the memory for waiting requests stays bounded.
+QUEUE_MAX_SIZE = 256
+#: Seconds between queue-position updates to waiting clients. Gradio's default
+#: ("auto") tells every waiting client its new place each time an answer
+#: starts, n messages per answer with n waiting, for a position the chat
+#: never shows (its progress display is hidden).
+QUEUE_STATUS_SECONDS = 5.0
+#: Sessions whose state Gradio keeps in memory (its ``state_session_capacity``,
+#: 10,000 by default): each chat tab is one, and so is every API call that
+#: brings no session of its own (plain HTTP; gradio_client keeps one). Each
+#: costs about 30 KB of server memory here, so 2,000 bound it to ~60 MB where
+#: 10,000 would let it grow by ~300 MB; a fan's chat is forgotten only after
+#: 2,000 newer sessions (the next question starts a fresh chat, nothing breaks).
+STATE_SESSIONS = 2000
+#: After a failed update, how often the watcher tries again (the folder may
+#: have been made writable, or the disk freed).
+RETRY_SECONDS = 30.0
 
 # What could turn text into markup: HTML's special characters, Markdown's
 # inline syntax, and "%%" (the page's Markdown uses "%%%...%%%" placeholders).
@@ -153,8 +206,8 @@ def chat_history(turns: list[dict]) -> list[dict]:
     """The conversation as the bot reads it: plain ``{"role", "content"}`` messages."""
     history = []
     for turn in turns:
-        history.append({"role": "user", "content": turn["question"]})
-        history.append({"role": "assistant", "content": turn["answer"].text})
+        history.append({"role": "user", "content": turn["question"][:HISTORY_MESSAGE_CHARS]})
+        history.append({"role": "assistant", "content": turn["answer"].text[:HISTORY_MESSAGE_CHARS]})
     return history[-HISTORY_MESSAGES:]
 
 
@@ -195,8 +248,33 @@ class IndexStatus:
         self.version += 1
 
     def failed(self, error: str) -> None:
-        self.error = error
-        self.version += 1
+        """The index could not be updated; ``error`` says why, in a few words."""
+        if error != self.error:
+            self.error = error
+            self.version += 1
+
+
+def update_problem(error: BaseException, config: Config) -> str:
+    """Why an update failed, in a few words a site owner can act on."""
+    if isinstance(error, OSError) and error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"the index folder {config.index_dir} is not writable ({error.strerror})"
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"no space left to write the index in {config.index_dir}"
+    if isinstance(error, NoSeedsError):
+        return str(error).split(". ")[0].rstrip(".")
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if len(text) <= 200 else text[:199] + "…"
+
+
+def index_write_problem(index_dir: Path) -> str | None:
+    """Why a new index generation could not be written to ``index_dir`` now, or None."""
+    try:
+        index_dir.mkdir(parents=True, exist_ok=True)
+        # A build writes a generation folder; try exactly that.
+        os.rmdir(tempfile.mkdtemp(prefix=".write-check-", dir=index_dir))
+    except OSError as error:
+        return f"the index folder {index_dir} is not writable ({error.strerror or error})"
+    return None
 
 
 def status_html(bot: Bot, status: IndexStatus) -> str:
@@ -211,8 +289,8 @@ def status_html(bot: Bot, status: IndexStatus) -> str:
     )
     if status.error:
         line += (
-            '<span class="status-note status-error">Last update failed; '
-            "answering from the previous documents</span>"
+            '<span class="status-note status-error">Last update failed: '
+            f"{html.escape(status.error)}; answering from the previous documents</span>"
         )
     elif status.updated_at is not None:
         clock = time.strftime("%H:%M:%S", time.localtime(status.updated_at))
@@ -228,11 +306,21 @@ class SeedWatcher:
     answering from the old index until the new one is swapped in.
     """
 
-    def __init__(self, bot: Bot, status: IndexStatus, debounce_ms: int = 1600, quiet_ms: int = 300):
+    def __init__(
+        self,
+        bot: Bot,
+        status: IndexStatus,
+        debounce_ms: int = 1600,
+        quiet_ms: int = 300,
+        retry_seconds: float = RETRY_SECONDS,
+    ):
         self.bot = bot
         self.status = status
         self.debounce_ms = debounce_ms
         self.quiet_ms = quiet_ms
+        #: While the last update failed, try again this often even with no change.
+        self.retry_seconds = retry_seconds
+        self._failed_at: float | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -279,8 +367,13 @@ class SeedWatcher:
                     step=self.quiet_ms,
                     stop_event=self._stop,
                     raise_interrupt=False,
+                    rust_timeout=max(1000, int(self.retry_seconds * 1000)),
+                    yield_on_timeout=True,
                 ):
-                    self.apply(changes)
+                    if changes:
+                        self.apply(changes)
+                    elif self._failed_at is not None and time.monotonic() - self._failed_at >= self.retry_seconds:
+                        self.retry()
             except FileNotFoundError:
                 if not missing:
                     log.warning("The seeds folder %s is gone; still answering from the last index.", seeds)
@@ -299,12 +392,28 @@ class SeedWatcher:
         if any(Path(p).name == "persona.toml" for _, p in changes):
             self.bot.persona = load_persona(self.bot.config.persona_path)
             log.info("Reloaded the persona.")
+        self._update()
+
+    def retry(self) -> None:
+        """Try the update that failed last time again (nothing may have changed but the cause)."""
+        log.debug("Trying again to update the index.")
+        self._update()
+
+    def failed(self, problem: str) -> None:
+        """Record that the index cannot be updated, say why, and retry from time to time."""
+        if problem != self.status.error:
+            log.warning("Cannot update the index: %s. Still answering from the previous one.", problem)
+        self.status.failed(problem)
+        self._failed_at = time.monotonic()
+
+    def _update(self) -> None:
         try:
             report = self.bot.update()
         except Exception as error:  # noqa: BLE001 - keep serving from the old index
-            log.warning("Could not update the index (%s); still answering from the previous one.", error)
-            self.status.failed(str(error))
+            log.debug("The update failed.", exc_info=True)
+            self.failed(update_problem(error, self.bot.config))
             return
+        self._failed_at = None
         if report.changed_anything:
             log.info("Now answering from the updated index (%d passages).", report.chunks)
             self.status.updated(report.summary())
@@ -355,34 +464,145 @@ footer .divider { display: none !important; }
 """
 
 
+#: Gradio's launch settings for a chat that serves nothing but itself.
+LOCKED_DOWN = {
+    # No file on disk is served by URL (/file=..., /gradio_api/file=...): the
+    # chat shows only text, so the block list is the whole filesystem, which
+    # takes precedence over any allowed path (even GRADIO_ALLOWED_PATHS).
+    "allowed_paths": [],
+    "blocked_paths": [Path.cwd().anchor or os.sep],
+    # Nothing is uploaded either: the chat has no file inputs.
+    "max_file_size": 0,
+    "enable_monitoring": False,
+    "mcp_server": False,
+    "pwa": False,
+    "run_history": False,
+    "ssr_mode": False,
+    "share": False,
+    "state_session_capacity": STATE_SESSIONS,
+}
+
+
 class ChatApp(gr.Blocks):
-    """The chat's Blocks; ``launch()`` applies its theme and styles by default."""
+    """The chat's Blocks; ``launch()`` applies its theme, styles and :data:`LOCKED_DOWN` by default."""
 
     def launch(self, *args, **kwargs):
+        from starlette.middleware import Middleware
+
         kwargs.setdefault("theme", THEME)
         kwargs.setdefault("css", CSS)
-        kwargs.setdefault("ssr_mode", False)
         kwargs.setdefault("footer_links", ["api"])
+        for name, value in LOCKED_DOWN.items():
+            kwargs.setdefault(name, value)
+        middleware = [Middleware(BodyLimit, max_bytes=MAX_REQUEST_BYTES)]
+        if kwargs.get("auth"):
+            middleware.append(Middleware(LoginThrottle, limiter=RateLimiter(LOGIN_ATTEMPTS_PER_MINUTE)))
+        app_kwargs = dict(kwargs.get("app_kwargs") or {})
+        app_kwargs["middleware"] = [*middleware, *app_kwargs.get("middleware", [])]
+        kwargs["app_kwargs"] = app_kwargs
         return super().launch(*args, **kwargs)
 
 
-def build_app(bot: Bot, status: IndexStatus | None = None) -> gr.Blocks:
+class _TooLarge(BaseException):
+    """A request body went over the limit while it was read (a BaseException, so that
+    FastAPI's body parsing, which turns any Exception into a 400, lets it through)."""
+
+
+class BodyLimit:
+    """ASGI middleware: refuse request bodies over ``max_bytes`` (413), declared or streamed."""
+
+    def __init__(self, app, max_bytes: int):
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            await self._refuse(scope, receive, send)
+            return
+        received = 0
+        responded = False
+
+        async def limited_receive():
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise _TooLarge
+            return message
+
+        async def watched_send(message):
+            nonlocal responded
+            responded = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, watched_send)
+        except _TooLarge:
+            if not responded:
+                await self._refuse(scope, receive, send)
+
+    async def _refuse(self, scope, receive, send):
+        from starlette.responses import PlainTextResponse
+
+        await PlainTextResponse("Request too large.", status_code=413)(scope, receive, send)
+
+
+LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+
+
+def client_of(request: gr.Request | None) -> str | None:
+    """The client a question comes from, for the rate limit: its IP address.
+
+    Behind a reverse proxy on the same machine this is the fan's address from
+    ``X-Forwarded-For`` (uvicorn trusts that header from 127.0.0.1 only; see
+    ``FORWARDED_ALLOW_IPS``). None for a client on this very machine that came
+    through no proxy (a health check, ``bot loadtest``), or a call from Python
+    with no request at all: it is not limited.
+    """
+    if request is None:
+        return None
+    host = getattr(getattr(request, "client", None), "host", None)
+    if not host:
+        return "unknown"
+    if host in LOOPBACK:
+        headers = getattr(request, "headers", None) or {}
+        if not any(name in headers for name in ("x-forwarded-for", "forwarded", "x-real-ip")):
+            return None
+    return str(host)
+
+
+def build_app(bot: Bot, status: IndexStatus | None = None, rate_limit: RateLimiter | None = None) -> gr.Blocks:
     """The Gradio app for ``bot``: the chat, the ``/ask`` API, and the index status line.
 
     ``status`` is shared with a :class:`SeedWatcher` so the page can show live
-    updates; without one the page just shows the index in use.
+    updates; without one the page just shows the index in use. ``rate_limit``
+    caps the questions of each client (chat and API together); None: no cap.
     """
     status = status or IndexStatus()
     persona = bot.persona
+    limiter = rate_limit if rate_limit is not None else RateLimiter(0)
+    noticed = RateLimiter(1)
 
-    def safe_answer(question: str, history: list[dict]) -> Answer:
+    def safe_answer(question: str, history: list[dict], request: gr.Request | None = None) -> Answer:
+        client = client_of(request)
+        if client is not None and not limiter.allow(client):
+            if noticed.allow(client):  # one log line per client a minute, however hard it tries
+                log.info("Rate limit: %s asks more than %d questions a minute; asking it to slow down.",
+                         client, limiter.per_minute)
+            voice = bot.persona
+            return Answer(text=voice.say(voice.slow_down), refused=True, kind="rate_limited")
         try:
             return bot.answer(question, history)
         except Exception:  # noqa: BLE001 - the fan gets an apology, the log the details
             log.exception("Answering a question failed.")
             return Answer(text=bot.persona.say(bot.persona.error), refused=True, kind="error")
 
-    def respond(question, turns):
+    def respond(question, turns, request: gr.Request):
         """Show the fan's message at once, then the answer with its sources.
 
         One event per question, so the conversation is only ever extended by
@@ -392,7 +612,7 @@ def build_app(bot: Bot, status: IndexStatus | None = None) -> gr.Blocks:
         shown = render_chat(turns, bot.persona) + [user_message(question)]
         yield "", shown, turns
         try:
-            answer = safe_answer(question, chat_history(turns))
+            answer = safe_answer(question, chat_history(turns), request)
             turns = turns + [{"question": question, "answer": answer}]
             # The box is left alone: the fan may already be typing the next question.
             yield gr.skip(), render_chat(turns, bot.persona), turns
@@ -401,16 +621,16 @@ def build_app(bot: Bot, status: IndexStatus | None = None) -> gr.Blocks:
             apology = {"role": "assistant", "content": as_text(bot.persona.say(bot.persona.error))}
             yield gr.skip(), shown + [apology], turns
 
-    def picked(event: gr.SelectData, turns):
+    def picked(event: gr.SelectData, turns, request: gr.Request):
         """An example question or a suggested one was clicked: ask it."""
         value = event.value
         question = (value.get("text") or value.get("value") or "") if isinstance(value, dict) else str(value or "")
-        yield from respond(question, turns)
+        yield from respond(question, turns, request)
 
     def new_chat():
         return [], [], ""
 
-    def ask(question: str, history: list[dict] | None = None) -> dict:
+    def ask(question: str, history: list[dict] | None = None, request: gr.Request = None) -> dict:
         """Answer a fan's question from the artist's documents.
 
         Returns a dict with ``text`` (the answer, or a refusal in the persona's
@@ -419,12 +639,12 @@ def build_app(bot: Bot, status: IndexStatus | None = None) -> gr.Blocks:
         character offsets, sentence and its context).
         """
         clean_history = [
-            {"role": str(m.get("role")), "content": str(m.get("content"))}
-            for m in (history or [])
+            {"role": str(m.get("role")), "content": m["content"][:HISTORY_MESSAGE_CHARS]}
+            for m in (history if isinstance(history, list) else [])
             if isinstance(m, dict) and isinstance(m.get("content"), str)
         ][-HISTORY_MESSAGES:]
         question = "" if question is None else str(question)
-        return safe_answer(question, clean_history).to_dict()
+        return safe_answer(question, clean_history, request).to_dict()
 
     def page_load():
         """Fresh persona and index status for each visitor."""
@@ -493,31 +713,153 @@ def build_app(bot: Bot, status: IndexStatus | None = None) -> gr.Blocks:
         )
         app.load(page_load, None, [header, chatbot, status_line, seen_version], queue=False, **private)
 
-        gr.api(ask, api_name="ask", concurrency_limit=4)
+        gr.api(ask, api_name="ask", concurrency_limit=CONCURRENCY_LIMIT)
 
-    app.queue(default_concurrency_limit=4)
+    # Every question goes through the queue (api_open=False closes the REST
+    # routes that would skip it), so the concurrency limit and the queue's
+    # bound hold for the page and the API alike.
+    app.queue(default_concurrency_limit=CONCURRENCY_LIMIT, max_size=QUEUE_MAX_SIZE, api_open=False,
+              status_update_rate=QUEUE_STATUS_SECONDS)
+    _without_event_analytics(app)
+    _bounded_queue_bookkeeping(app)
     return app
 
 
+class _PrunedSessions(dict):
+    """Gradio's map of session -> its events still to deliver, forgetting sessions that are done.
+
+    Gradio 6 empties a session's set when its last answer is delivered but
+    keeps the key, so a server answering API calls (each without a session of
+    its own is a new one) grows by a few hundred bytes a question, forever.
+    This drops the emptied sessions whose message queue Gradio has dropped
+    too, whenever the map has doubled; it runs where every other use of the
+    map runs, on the server's event loop.
+    """
+
+    def __init__(self, queue, *args):
+        super().__init__(*args)
+        self._queue = queue
+        self._limit = 4096
+
+    def __setitem__(self, key, value):
+        super().__setitem__(key, value)
+        if len(self) > self._limit:
+            live = self._queue.pending_messages_per_session
+            for done in [k for k, events in self.items() if not events and k not in live]:
+                super().__delitem__(done)
+            self._limit = max(4096, 2 * len(self))
+
+
+def _bounded_queue_bookkeeping(app: gr.Blocks) -> None:
+    """Keep Gradio's per-session bookkeeping from growing with every API call."""
+    queue = getattr(app, "_queue", None)
+    sessions = getattr(queue, "pending_event_ids_session", None)
+    if type(sessions) is dict and hasattr(queue, "pending_messages_per_session"):
+        queue.pending_event_ids_session = _PrunedSessions(queue, sessions)
+    else:
+        log.debug("This Gradio's queue keeps its sessions in another way; left as it is.")
+
+
+def _without_event_analytics(app: gr.Blocks) -> None:
+    """Stop Gradio's queue from keeping statistics for its monitoring dashboard (which is off).
+
+    Gradio 6 keeps the last 10,000 events and, after every event, sums them up
+    with pandas: memory that grows with the first 10,000 questions and a
+    summary over all of them after each answer. The chat never shows it.
+    """
+    queue = getattr(app, "_queue", None)
+    if queue is not None and hasattr(queue, "ANALYTICS_MAX_EVENTS") and hasattr(queue, "ANAYLTICS_CACHE_FREQUENCY"):
+        queue.ANALYTICS_MAX_EVENTS = 1
+        queue.ANAYLTICS_CACHE_FREQUENCY = 2**62
+    else:
+        log.debug("This Gradio's queue keeps its event statistics in another way; left as it is.")
+
+
 class ServeError(RuntimeError):
-    """The chat cannot be served (the address or port is unavailable)."""
+    """The chat cannot be served (the address or port is unavailable, or a setting is wrong)."""
 
 
-def serve(config: Config, host: str = "127.0.0.1", port: int = 7860) -> None:
-    """Build or update the index, then serve the chat until interrupted, watching the seeds."""
+#: Login attempts one client may make a minute when a password is set.
+LOGIN_ATTEMPTS_PER_MINUTE = 10
+
+
+class LoginThrottle:
+    """ASGI middleware: at most ``limiter.per_minute`` login attempts a minute per client.
+
+    Gradio's login form has no limit of its own; this keeps one client from
+    trying passwords at the server's speed.
+    """
+
+    def __init__(self, app, limiter: RateLimiter):
+        self.app = app
+        self.limiter = limiter
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and scope.get("method") == "POST" and scope["path"].rstrip("/").endswith("/login"):
+            client = scope.get("client")
+            if not self.limiter.allow(client[0] if client else "unknown"):
+                from starlette.responses import JSONResponse
+
+                response = JSONResponse(
+                    {"detail": "Too many login attempts. Please wait a minute and try again."},
+                    status_code=429,
+                    headers={"Retry-After": "60"},
+                )
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def parse_auth(accounts: list[str] | tuple[str, ...]) -> list[tuple[str, str]]:
+    """``["USER:PASSWORD", ...]`` as Gradio's list of ``(user, password)``; the password may hold colons."""
+    parsed = []
+    for account in accounts:
+        user, colon, password = account.partition(":")
+        if not colon or not user.strip() or not password:
+            raise ServeError("--auth (or BOT_AUTH) must be USER:PASSWORD, with a user name and a password.")
+        parsed.append((user.strip(), password))
+    return parsed
+
+
+def launch_settings(auth: list[tuple[str, str]] | None) -> dict:
+    """Keyword arguments for ``launch()`` beyond the address: the password, when there is one.
+
+    (:meth:`ChatApp.launch` adds the login throttle whenever there is a password.)
+    """
+    if not auth:
+        return {}
+    return {"auth": auth, "auth_message": "This chat is private. Please sign in."}
+
+
+def serve(
+    config: Config,
+    host: str = "127.0.0.1",
+    port: int = 7860,
+    auth: list[tuple[str, str]] | None = None,
+    rate_limit: int = DEFAULT_RATE_LIMIT,
+) -> None:
+    """Build or update the index, then serve the chat until interrupted, watching the seeds.
+
+    ``auth``: accounts whose password the page and the API require (None:
+    open to anyone who can reach ``host``). ``rate_limit``: questions per
+    minute per client (0: no limit).
+    """
     started = time.perf_counter()
     bot = Bot(config)
     bot.ensure_index()
     bot.retrieve("warm up", k=1)  # load the model now, not on the first fan's question
     status = IndexStatus()
-    watcher = SeedWatcher(bot, status).start()
-    app = build_app(bot, status)
+    watcher = SeedWatcher(bot, status)
+    _check_index_is_current(bot, watcher)
+    watcher.start()
+    app = build_app(bot, status, RateLimiter(rate_limit))
     if threading.current_thread() is threading.main_thread():
         # Stop cleanly on SIGTERM (a service manager, a test) as on Ctrl+C.
         signal.signal(signal.SIGTERM, _interrupt)
     try:
         try:
-            app.launch(server_name=host, server_port=port, prevent_thread_lock=True, show_error=False, quiet=True)
+            app.launch(server_name=host, server_port=port, prevent_thread_lock=True, show_error=False, quiet=True,
+                       **launch_settings(auth))
         except OSError as error:
             log.debug("Launching failed: %s", error)
             raise ServeError(
@@ -525,12 +867,31 @@ def serve(config: Config, host: str = "127.0.0.1", port: int = 7860) -> None:
                 "Choose another with --port."
             ) from None
         log.info("Ready to chat after %.1fs: http://%s:%d/", time.perf_counter() - started, host, port)
-        if host in ("0.0.0.0", "::"):
-            log.warning("Listening on all interfaces: anyone who can reach this machine can use the chat.")
+        log.info(
+            "Password: %s. Rate limit: %s.",
+            f"required ({len(auth)} account{'s' if len(auth) != 1 else ''})" if auth else "none",
+            f"{rate_limit} questions a minute per client" if rate_limit else "none",
+        )
+        if host not in LOOPBACK and not auth:
+            log.warning("Listening on %s: anyone who can reach this machine can use the chat "
+                        "(--auth USER:PASSWORD makes it private).", host)
         app.block_thread()  # until Ctrl+C or SIGTERM
     finally:
         watcher.stop()
         log.info("Stopped.")
+
+
+def _check_index_is_current(bot: Bot, watcher: SeedWatcher) -> None:
+    """After start-up: when the index is behind the seeds and cannot be rewritten, say so (log and page)."""
+    index = bot.loaded_index
+    try:
+        behind = index is not None and stale_files(index, load_seeds(bot.config.seeds_dir, bot.config.max_seed_bytes))
+    except NoSeedsError as error:
+        watcher.failed(update_problem(error, bot.config))
+        return
+    if behind:
+        problem = index_write_problem(bot.config.index_dir) or "the index could not be updated (see the log)"
+        watcher.failed(problem)
 
 
 def _interrupt(signum, frame):

@@ -1,0 +1,338 @@
+"""``bot loadtest``: many simulated fans asking ``bot serve`` questions at once.
+
+Each fan asks a question through the HTTP API (``POST /gradio_api/call/ask``,
+then reads the answer from ``GET /gradio_api/call/ask/{event_id}``, which is
+what ``gradio_client`` does), waits for the answer, and asks the next one, for
+a fixed time. The questions mix answers, refusals, small talk, follow-ups with
+a history, and odd input. Every request is bounded (a timeout each, and a cap
+on their number), and traffic only ever goes to a loopback address.
+
+The run reports failed requests (transport errors, HTTP errors, error events,
+malformed or error answers), p50/p95 latency, throughput, and the server's
+resident memory after a warm-up and after the run, which must stay within
+``MEMORY_TOLERANCE`` of each other.
+
+Without ``--url`` it starts its own ``bot serve`` (rate limit off, so that it
+measures capacity) on a free loopback port and stops it afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import math
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+#: The server's memory after the run may differ from after warm-up by this share.
+MEMORY_TOLERANCE = 0.10
+
+HISTORY = [
+    {"role": "user", "content": "What is her debut album called?"},
+    {"role": "assistant", "content": "Her debut album was a critical and commercial success."},
+]
+#: What the simulated fans ask: (question, history).
+QUESTIONS: list[tuple[str, list[dict] | None]] = [
+    ("Who taught Sezim to play the dombra?", None),
+    ("What is her debut album called?", None),
+    ("Where did she study music?", None),
+    ("Which jazz singer made her want a career in music?", None),
+    ("Where does she find inspiration for her lyrics?", None),
+    ("What instruments did she blend with jazz?", None),
+    ("Is Sezim married?", None),
+    ("What's the capital of France?", None),
+    ("Hi!", None),
+    ("thanks", None),
+    ("Was it successful?", HISTORY),
+    ("<img src=x onerror=alert(1)> who taught her?", None),
+    ("Сезимге домбыра тартуды кім үйретті? 🎶", None),
+    ("?!?!", None),
+]
+VALID_KINDS = {"answer", "refusal", "small_talk", "invalid", "rate_limited"}
+
+
+@dataclass
+class LoadReport:
+    """What one load test measured."""
+
+    url: str
+    fans: int
+    seconds: float
+    requests: int = 0
+    failed: int = 0
+    rate_limited: int = 0
+    latency_ms_p50: float = 0.0
+    latency_ms_p95: float = 0.0
+    latency_ms_max: float = 0.0
+    throughput_rps: float = 0.0
+    rss_mib_after_warmup: float | None = None
+    rss_mib_after_run: float | None = None
+    rss_change: float | None = None
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def memory_ok(self) -> bool:
+        return self.rss_change is None or abs(self.rss_change) <= MEMORY_TOLERANCE
+
+    @property
+    def ok(self) -> bool:
+        return self.requests > 0 and self.failed == 0 and self.memory_ok
+
+    def lines(self) -> list[str]:
+        """The report as a few lines for the terminal."""
+        lines = [
+            f"{self.fans} fans for {self.seconds:.0f}s against {self.url}",
+            f"requests      {self.requests} ({self.failed} failed, {self.rate_limited} rate-limited)",
+            f"throughput    {self.throughput_rps:.1f} answers/s",
+            f"latency       p50 {self.latency_ms_p50:.0f} ms, p95 {self.latency_ms_p95:.0f} ms, "
+            f"max {self.latency_ms_max:.0f} ms",
+        ]
+        if self.rss_mib_after_warmup is not None:
+            lines.append(
+                f"server RSS    {self.rss_mib_after_warmup:.1f} MiB after warm-up, {self.rss_mib_after_run:.1f} MiB "
+                f"after the run ({self.rss_change:+.1%}; limit ±{MEMORY_TOLERANCE:.0%})"
+            )
+        else:
+            lines.append("server RSS    not measured (no server process id)")
+        lines.extend(f"error         {error}" for error in self.errors)
+        lines.append("result        " + ("OK" if self.ok else "FAILED"))
+        return lines
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "memory_ok": self.memory_ok, "ok": self.ok}
+
+
+def rss_mib(pid: int) -> float | None:
+    """Resident memory of process ``pid`` in MiB (Linux), or None when it cannot be read."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def percentile(values: list[float], share: float) -> float:
+    """The ``share`` percentile of ``values`` (nearest rank); 0 for none."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(share * len(ordered)) - 1))]
+
+
+def require_loopback(url: str) -> None:
+    """Refuse to send load anywhere but this machine."""
+    host = urllib.parse.urlsplit(url).hostname or ""
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise ValueError(f"The load test only targets this machine (127.0.0.1 or localhost), not {host!r}.")
+
+
+class _Run:
+    """The shared state of the fans during one phase."""
+
+    def __init__(self, deadline: float, max_requests: int):
+        self.deadline = deadline
+        self.budget = max_requests
+        self.latencies: list[float] = []
+        self.failed = 0
+        self.rate_limited = 0
+        self.errors: list[str] = []
+
+    def take(self) -> bool:
+        if time.monotonic() >= self.deadline or self.budget <= 0:
+            return False
+        self.budget -= 1
+        return True
+
+    def fail(self, why: str) -> None:
+        self.failed += 1
+        if len(self.errors) < 5:
+            self.errors.append(why)
+
+
+async def _ask(client, base: str, question: str, history, timeout: float, session: str | None) -> dict:
+    """One question through the HTTP API; returns the answer dict or raises."""
+    body = {"data": [question, history]}
+    if session:
+        body["session_hash"] = session
+    joined = await client.post(f"{base}gradio_api/call/ask", json=body, timeout=timeout)
+    joined.raise_for_status()
+    event_id = joined.json()["event_id"]
+    stream = await client.get(f"{base}gradio_api/call/ask/{event_id}", timeout=timeout)
+    stream.raise_for_status()
+    event, data = None, None
+    for line in stream.text.splitlines():
+        if line.startswith("event:"):
+            event = line[6:].strip()
+        elif line.startswith("data:") and event in ("complete", "error"):
+            data = line[5:].strip()
+            if event == "complete":
+                break
+    if event != "complete" or data is None:
+        raise RuntimeError(f"no answer: last event {event!r}, data {data!r}"[:200])
+    (answer,) = json.loads(data)
+    if not isinstance(answer, dict) or not isinstance(answer.get("text"), str) or not answer["text"].strip():
+        raise RuntimeError(f"malformed answer {answer!r}"[:200])
+    if answer.get("kind") not in VALID_KINDS:
+        raise RuntimeError(f"answer of kind {answer.get('kind')!r}: {answer['text']!r}"[:200])
+    return answer
+
+
+async def _fan(number: int, client, base: str, run: _Run, timeout: float, think: float, fresh: bool) -> None:
+    chooser = random.Random(number)
+    # Like a browser tab or a gradio_client.Client, a fan keeps one session;
+    # with ``fresh`` every question comes without one (as from curl).
+    session = None if fresh else uuid.uuid4().hex
+    while run.take():
+        question, history = chooser.choice(QUESTIONS)
+        started = time.perf_counter()
+        try:
+            answer = await _ask(client, base, question, history, timeout, session)
+        except Exception as error:  # noqa: BLE001 - every failure is counted, none stops the run
+            run.fail(f"{type(error).__name__}: {error}"[:240])
+        else:
+            run.latencies.append((time.perf_counter() - started) * 1000)
+            if answer["kind"] == "rate_limited":
+                run.rate_limited += 1
+        if think:
+            await asyncio.sleep(chooser.uniform(0, 2 * think))
+
+
+async def _phase(
+    base: str, fans: int, seconds: float, max_requests: int, timeout: float, think: float = 0.0, fresh: bool = False
+) -> _Run:
+    import httpx
+
+    run = _Run(time.monotonic() + seconds, max_requests)
+    # Idle connections are let go before uvicorn closes them (after 5 s), so
+    # no question is sent down a connection the server is closing.
+    limits = httpx.Limits(max_connections=2 * fans, max_keepalive_connections=2 * fans, keepalive_expiry=2.0)
+    async with httpx.AsyncClient(limits=limits, trust_env=False) as client:
+        await asyncio.gather(*(_fan(n, client, base, run, timeout, think, fresh) for n in range(fans)))
+    return run
+
+
+def run_load(
+    url: str,
+    fans: int = 50,
+    seconds: float = 60.0,
+    warmup: float = 10.0,
+    max_requests: int = 100_000,
+    timeout: float = 30.0,
+    think: float = 0.0,
+    pid: int | None = None,
+    fresh_sessions: bool = False,
+) -> LoadReport:
+    """Load ``url`` (a running ``bot serve`` on this machine) with ``fans`` fans for ``seconds``.
+
+    A warm-up of ``warmup`` seconds with the same load comes first and is not
+    counted; ``pid`` is the server's process id, for its memory. Each fan
+    keeps one session, as a browser tab or a ``gradio_client.Client`` does;
+    ``fresh_sessions`` sends every question without one, as ``curl`` would.
+    """
+    require_loopback(url)
+    base = url if url.endswith("/") else url + "/"
+    if warmup > 0:
+        asyncio.run(_phase(base, fans, warmup, max_requests, timeout, think, fresh_sessions))
+    settle = 1.0
+    time.sleep(settle)
+    before = rss_mib(pid) if pid else None
+    started = time.monotonic()
+    run = asyncio.run(_phase(base, fans, seconds, max_requests, timeout, think, fresh_sessions))
+    elapsed = time.monotonic() - started
+    time.sleep(settle)
+    after = rss_mib(pid) if pid else None
+    report = LoadReport(url=base, fans=fans, seconds=elapsed)
+    report.requests = len(run.latencies) + run.failed
+    report.failed, report.rate_limited, report.errors = run.failed, run.rate_limited, run.errors
+    report.latency_ms_p50 = percentile(run.latencies, 0.50)
+    report.latency_ms_p95 = percentile(run.latencies, 0.95)
+    report.latency_ms_max = max(run.latencies, default=0.0)
+    report.throughput_rps = len(run.latencies) / elapsed if elapsed > 0 else 0.0
+    if before and after:
+        report.rss_mib_after_warmup, report.rss_mib_after_run = round(before, 1), round(after, 1)
+        report.rss_change = (after - before) / before
+    return report
+
+
+# -- a server to load ----------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Server:
+    """``bot serve`` in a subprocess on a free loopback port (a context manager)."""
+
+    def __init__(self, seeds: Path, index: Path, extra: tuple[str, ...] = ("--rate-limit", "0"),
+                 log_path: Path | None = None, start_timeout: float = 300.0):
+        self.seeds, self.index, self.extra = seeds, index, extra
+        self.log_path = log_path
+        self.start_timeout = start_timeout
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/"
+        self.process: subprocess.Popen | None = None
+
+    def __enter__(self) -> "Server":
+        if self.log_path is None:
+            handle, name = tempfile.mkstemp(prefix="bot-loadtest-", suffix=".log")
+            os.close(handle)
+            self.log_path = Path(name)
+        log = self.log_path.open("w")
+        command = [sys.executable, "-m", "bot", "serve", "--seeds", str(self.seeds), "--index", str(self.index),
+                   "--host", "127.0.0.1", "--port", str(self.port), *self.extra]
+        self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        log.close()
+        deadline = time.monotonic() + self.start_timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"bot serve exited with {self.process.returncode}:\n{self.log_text()}")
+            try:
+                with urllib.request.urlopen(self.url + "config", timeout=2) as response:
+                    if response.status == 200:
+                        return self
+            except OSError:
+                time.sleep(0.3)
+        self.__exit__(None, None, None)
+        raise RuntimeError(f"bot serve did not start in {self.start_timeout:.0f}s:\n{self.log_text()}")
+
+    def __exit__(self, *exc) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
+
+    def log_text(self) -> str:
+        try:
+            return self.log_path.read_text(encoding="utf-8", errors="replace") if self.log_path else ""
+        except OSError:
+            return ""
