@@ -330,10 +330,17 @@ def _export(name: str, work: Path) -> None:
     try:  # optional: only BOT_EMBED_DOCUMENTS=int8 uses it
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
-        quantize_dynamic(
-            str(fp32), str(work / "model-int8.onnx"), per_channel=True, weight_type=QuantType.QInt8,
-            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
-        )
+        # onnxruntime advises (on the root logger) a pre-processing step that
+        # is for static image models; it means nothing to the artist's team.
+        root, level = logging.getLogger(), logging.getLogger().level
+        root.setLevel(logging.ERROR)
+        try:
+            quantize_dynamic(
+                str(fp32), str(work / "model-int8.onnx"), per_channel=True, weight_type=QuantType.QInt8,
+                extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+            )
+        finally:
+            root.setLevel(level)
         meta["probe_cosine_model-int8.onnx"] = probe("model-int8.onnx")
     except Exception as error:  # noqa: BLE001
         log.info("No int8 copy of %s (%s); the exact graph serves every use.", name, error)
