@@ -7,18 +7,13 @@ missing. The screenshot of the chat in the README is taken here and saved to
 ``.github/chat.png``.
 """
 
-import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from conftest import start_server, stop_server
 
 pytestmark = pytest.mark.browser
 
@@ -43,46 +38,6 @@ HTML_SEED = (
     "and it comes out every spring.\n"
 )
 ANSWER_TIMEOUT_MS = 30_000
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_server(base: Path, log_path: Path) -> tuple[subprocess.Popen, str]:
-    """``bot serve`` on a free loopback port over ``base/seeds``; returns once it answers HTTP."""
-    port = free_port()
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    log = log_path.open("w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bot", "serve", "--seeds", str(base / "seeds"), "--index", str(base / "index"),
-         "--port", str(port)],
-        cwd=base, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"bot serve exited with {process.returncode}:\n{log_path.read_text()}")
-        try:
-            with urllib.request.urlopen(url + "config", timeout=2) as response:
-                if response.status == 200:
-                    return process, url
-        except OSError:
-            time.sleep(0.5)
-    stop_server(process)
-    raise RuntimeError(f"bot serve did not start in time:\n{log_path.read_text()}")
-
-
-def stop_server(process: subprocess.Popen) -> None:
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(5)
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,6 @@ import hashlib
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,7 +24,7 @@ from bot.index import current_generation, load_index, settings_of, stale_files
 from bot.ingest import load_seeds
 from bot.ui import IndexStatus, SeedWatcher, index_write_problem, status_html
 
-from conftest import SEEDS, SEZIM_FILE, assert_quoted_verbatim, bot_command, bot_env, copy_seeds
+from conftest import SEEDS, SEZIM_FILE, assert_quoted_verbatim, bot_command, bot_env, copy_seeds, free_port
 
 DOMBRA = "Who taught Sezim to play the dombra?"
 CAT = "What is the name of Sezim's cat?"
@@ -124,12 +123,6 @@ def test_index_write_problem_names_the_folder(tmp_path):
         problem = index_write_problem(tmp_path / "index")
     assert problem and str(tmp_path / "index") in problem and "not writable" in problem
     assert list((tmp_path / "index").iterdir()) == []  # the check leaves nothing behind
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_bot_serve_starts_on_a_stale_unwritable_index_and_says_why(tmp_path, make_bot):

@@ -1,14 +1,8 @@
 """Seeds change while ``bot serve`` runs: the index follows, and no question fails meanwhile."""
 
-import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -18,52 +12,14 @@ gradio_client = pytest.importorskip("gradio_client")
 from bot import Bot, Config  # noqa: E402
 from bot.ui import IndexStatus, SeedWatcher, status_html  # noqa: E402
 
+from conftest import start_server, stop_server
+
 ROOT = Path(__file__).resolve().parents[1]
 DOMBRA = "Who taught Sezim to play the dombra?"
 CAT = "What is the name of Sezim's cat?"
 #: Longest any one answer may take while the index is being updated. The
 #: issue asks for under a second; the margin absorbs a loaded test machine.
 PAUSE_LIMIT_S = 2.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_server(base: Path, log_path: Path) -> tuple[subprocess.Popen, str]:
-    """``bot serve`` on a free loopback port over ``base/seeds``; returns once it answers HTTP."""
-    port = free_port()
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    log = log_path.open("w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bot", "serve", "--seeds", str(base / "seeds"), "--index", str(base / "index"),
-         "--port", str(port)],
-        cwd=base, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"bot serve exited with {process.returncode}:\n{log_path.read_text()}")
-        try:
-            with urllib.request.urlopen(url + "config", timeout=2) as response:
-                if response.status == 200:
-                    return process, url
-        except OSError:
-            time.sleep(0.5)
-    stop_server(process)
-    raise RuntimeError(f"bot serve did not start in time:\n{log_path.read_text()}")
-
-
-def stop_server(process: subprocess.Popen) -> None:
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(5)
 
 
 class Poller(threading.Thread):

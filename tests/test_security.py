@@ -12,7 +12,6 @@ import json
 import logging
 import os
 import signal
-import socket
 import subprocess
 import time
 import urllib.parse
@@ -37,17 +36,11 @@ from bot.ui import (  # noqa: E402
     parse_auth,
 )
 
-from conftest import ROOT, SEEDS, SEZIM_FILE, bot_command, bot_env, copy_seeds  # noqa: E402
+from conftest import ROOT, SEEDS, SEZIM_FILE, bot_command, bot_env, copy_seeds, free_port  # noqa: E402
 
 DOMBRA = "Who taught Sezim to play the dombra?"
 #: Written into files the server must never hand out; no response may contain it.
 MARKER = "MARKER-3f9c1e-never-served"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def launch(app, **settings) -> str:

@@ -8,7 +8,6 @@ import html
 import logging
 import re
 import shutil
-import socket
 from pathlib import Path
 
 import pytest
@@ -29,16 +28,12 @@ from bot.ui import (  # noqa: E402
     user_message,
 )
 
+from conftest import free_port  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 DOMBRA = "Who taught Sezim to play the dombra?"
 FRANCE = "What's the capital of France?"
 XSS = "<img src=x onerror=alert(1)>"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
