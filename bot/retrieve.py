@@ -11,22 +11,19 @@ of answer the question wants (a date for "when", a number for "how many").
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 
-import bm25s
+import faiss
 import numpy as np
 import Stemmer
 
 from .config import Config
 from .embed import Embedder
-from .index import LoadedIndex
+from .index import APPROXIMATE_INDEX, LoadedIndex, lexical_tokens
 from .query import Query, build_query, offers, words
 
 #: Share of sentences above which a term counts as ubiquitous (see unknown_terms).
 _UBIQUITOUS = 0.25
-#: Rows sampled to estimate the spread of dense scores on a large corpus.
-_SPREAD_SAMPLE = 4096
 
 
 @dataclass(frozen=True)
@@ -70,6 +67,8 @@ class Signals:
     context_lexical: np.ndarray
     spread_dense: float
     spread_context: float
+    spread_lexical: float
+    spread_context_lexical: float
 
 
 @dataclass(frozen=True)
@@ -86,47 +85,58 @@ class Candidate:
 
 
 class Retriever:
-    """Hybrid dense + BM25 search over one loaded index."""
+    """Hybrid dense + BM25 search over one loaded index.
+
+    Nothing here is O(corpus) at start-up: the BM25 indexes, vocabulary and
+    words come memory-mapped from the generation (``lexical.bin``), and the
+    vectors of the rows sampled to estimate the spread of dense scores from
+    their own small file.
+    """
 
     def __init__(self, index: LoadedIndex, embedder: Embedder, config: Config):
         self.index = index
         self.embedder = embedder
         self.config = config
         self._stemmer = Stemmer.Stemmer("english")
-        self._bm25 = self._bm25_over([chunk.text for chunk in index.chunks])
-        self._context_bm25 = self._bm25_over([chunk.context for chunk in index.chunks])
-        sample = np.random.default_rng(0).choice(len(index), size=min(len(index), _SPREAD_SAMPLE), replace=False)
-        self._sample = np.sort(sample)
-        self._document_frequency = Counter(t for tokens in self._tokens([c.text for c in index.chunks]) for t in set(tokens))
-        #: Plain lower-case words that occur in the seeds.
-        self.words = {w for chunk in index.chunks for w in words(chunk.context)}
+        self._lexical = index.lexical
+        self._sample = index.sample_rows
+        # The sampled rows' vectors (float32 even when stored as float16), kept
+        # apart in the generation so that loading reads nothing scattered.
+        self._sample_vectors = np.ascontiguousarray(index.sample_vectors, dtype=np.float32)
+        self._sample_context = np.ascontiguousarray(index.sample_context_vectors, dtype=np.float32)
+        #: Plain lower-case words that occur in the seeds (supports ``in`` and ``a_set - words``).
+        self.words = self._lexical.words
+        self._search_params = None
+        if index.index_type == APPROXIMATE_INDEX:
+            self._search_params = faiss.SearchParametersHNSW(efSearch=max(config.hnsw_ef_search, config.candidates))
 
     def _tokens(self, texts: list[str]) -> list[list[str]]:
-        return bm25s.tokenize(texts, stopwords="en", stemmer=self._stemmer, return_ids=False, show_progress=False)
-
-    def _bm25_over(self, texts: list[str]) -> bm25s.BM25:
-        model = bm25s.BM25()
-        model.index(self._tokens(texts), show_progress=False)
-        return model
+        return lexical_tokens(texts, self._stemmer)
 
     def signals(self, text: str) -> "Signals":
         """The four raw signals of ``text`` against every sentence, plus dense candidates."""
         vector = self.embedder.encode([text])[0]
         n = min(self.config.candidates, len(self.index))
-        _, dense_rows = self.index.faiss_index.search(vector[None, :], n)
+        if self._search_params is None:
+            _, dense_rows = self.index.faiss_index.search(vector[None, :], n)
+        else:
+            _, dense_rows = self.index.faiss_index.search(vector[None, :], n, params=self._search_params)
         tokens = self._tokens([text])[0]
         if tokens:
-            lexical = np.asarray(self._bm25.get_scores(tokens), dtype=np.float32)
-            context_lexical = np.asarray(self._context_bm25.get_scores(tokens), dtype=np.float32)
+            terms = self._lexical.term_ids(tokens)
+            lexical = self._lexical.scores("text", terms)
+            context_lexical = self._lexical.scores("context", terms)
         else:
             lexical = context_lexical = np.zeros(len(self.index), dtype=np.float32)
         return Signals(
             vector=vector,
-            rows=np.concatenate([dense_rows[0][dense_rows[0] >= 0], np.argsort(-lexical, kind="stable")[:n]]),
+            rows=np.concatenate([dense_rows[0][dense_rows[0] >= 0], _top_rows(lexical, n)]),
             lexical=lexical,
             context_lexical=context_lexical,
-            spread_dense=_spread(self.index.vectors[self._sample] @ vector),
-            spread_context=_spread(self.index.context_vectors[self._sample] @ vector),
+            spread_dense=_spread(self._sample_vectors @ vector),
+            spread_context=_spread(self._sample_context @ vector),
+            spread_lexical=_spread(lexical),
+            spread_context_lexical=_spread(context_lexical),
         )
 
     def _fused(self, signals: "Signals", rows: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -137,8 +147,8 @@ class Retriever:
         fused = (
             ranking.dense * dense / signals.spread_dense
             + ranking.context_dense * context_dense / signals.spread_context
-            + ranking.lexical * lexical / _spread(signals.lexical)
-            + ranking.context_lexical * context_lexical / _spread(signals.context_lexical)
+            + ranking.lexical * lexical / signals.spread_lexical
+            + ranking.context_lexical * context_lexical / signals.spread_context_lexical
         )
         return fused, dense, context_dense, lexical, context_lexical
 
@@ -187,8 +197,10 @@ class Retriever:
         nothing about whether the seeds cover the question, so it is left out.
         """
         limit = _UBIQUITOUS * len(self.index)
-        terms = [t for t in self._tokens([text])[0] if self._document_frequency.get(t, 0) <= limit]
-        return [t for t in terms if t not in self._document_frequency], terms
+        tokens = self._tokens([text])[0]
+        frequency = {t: self._lexical.document_frequency(t) for t in set(tokens)}
+        terms = [t for t in tokens if frequency[t] <= limit]
+        return [t for t in terms if frequency[t] == 0], terms
 
     def passage(self, candidate: Candidate) -> Passage:
         """The :class:`Passage` for a candidate."""
@@ -209,6 +221,21 @@ class Retriever:
         if not query.question:
             return []
         return [self.passage(c) for c in self.candidates(query)[:k]]
+
+
+def _top_rows(scores: np.ndarray, n: int) -> np.ndarray:
+    """The rows of the ``n`` best scores: the same set as ``argsort(-scores, kind="stable")[:n]``.
+
+    Ties at the cut go to the lowest rows, as with a stable sort, but only a
+    partition is needed (a full sort of a million scores takes ~50 ms).
+    """
+    if n >= len(scores):
+        return np.arange(len(scores))
+    if n <= 0:
+        return np.zeros(0, dtype=np.int64)
+    cut = float(scores[np.argpartition(scores, len(scores) - n)[len(scores) - n :]].min())
+    above = np.flatnonzero(scores > cut)
+    return np.concatenate([above, np.flatnonzero(scores == cut)[: n - len(above)]])
 
 
 def _spread(scores: np.ndarray) -> float:

@@ -1,0 +1,345 @@
+"""Indexes at scale: the index type by size, approximate recall, memory-mapped loading,
+incremental updates and damage detection in the compact format.
+
+Real model, real FAISS, real seeds; only the recall test uses synthetic vectors.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from pathlib import Path
+
+import faiss
+import numpy as np
+import pytest
+
+import bot.index as index_module
+from bot import Config
+from bot.bench import _exact_top, synthetic_vectors
+from bot.index import (
+    APPROXIMATE_INDEX, ARTIFACTS, EXACT_INDEX, IndexUnavailable, StringTable, load_index, settings_of, update_index,
+)
+from bot.query import words
+from bot.retrieve import _top_rows
+
+from conftest import SEEDS, SEZIM_FILE
+
+DOMBRA = "Who taught Sezim to play the dombra?"
+
+
+def live(index: Path) -> Path:
+    return index / (index / "CURRENT").read_text(encoding="utf-8").strip()
+
+
+def three_files(tmp_path: Path) -> Path:
+    """The shipped seed cut into three files."""
+    paragraphs = (SEEDS / SEZIM_FILE).read_text(encoding="utf-8").split("\n\n")
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    for name, part in zip(("a.txt", "b.txt", "c.txt"), (paragraphs[0:2], paragraphs[2:4], paragraphs[4:])):
+        (seeds / name).write_text("\n\n".join(part), encoding="utf-8")
+    return seeds
+
+
+def chunk_count(seeds: Path, index: Path, embedder) -> int:
+    return update_index(Config(seeds_dir=seeds, index_dir=index), embedder).chunks
+
+
+# -- the index type by size -------------------------------------------------------------
+
+
+def test_the_index_type_switches_at_the_threshold(seeds_dir, tmp_path, embedder, make_bot):
+    chunks = chunk_count(seeds_dir, tmp_path / "probe", embedder)
+    assert chunks > 10
+
+    at = make_bot(seeds_dir, tmp_path / "at", exact_index_max_chunks=chunks)
+    above = make_bot(seeds_dir, tmp_path / "above", exact_index_max_chunks=chunks - 1)
+    at.ensure_index()
+    above.ensure_index()
+    exact, approximate = at.retriever.index, above.retriever.index
+
+    assert exact.manifest["index"]["type"] == exact.index_type == EXACT_INDEX
+    assert isinstance(exact.faiss_index, faiss.IndexFlatIP)
+    assert exact.vectors.dtype == np.float32 and exact.manifest["vectors_dtype"] == "float32"
+
+    assert approximate.manifest["index"] == {
+        "type": APPROXIMATE_INDEX, "exact_index_max_chunks": chunks - 1, "M": index_module.HNSW_M,
+        "ef_construction": index_module.HNSW_EF_CONSTRUCTION, "quantizer": "SQ8",
+    }
+    assert isinstance(approximate.faiss_index, faiss.IndexHNSWSQ)
+    assert approximate.faiss_index.metric_type == faiss.METRIC_INNER_PRODUCT
+    assert approximate.vectors.dtype == approximate.context_vectors.dtype == np.float16
+    assert approximate.manifest["vectors_dtype"] == "float16"
+    # float16 keeps the vectors within rounding of the exact ones.
+    assert np.abs(approximate.vectors.astype(np.float32) - exact.vectors).max() < 1e-3
+
+    # Both answer the same, from the same sentence.
+    for question in (DOMBRA, "What was her debut album called?", "Where did she study music?"):
+        a, b = at.answer(question), above.answer(question)
+        assert not a.refused and not b.refused
+        assert [(c.source, c.start) for c in a.citations] == [(c.source, c.start) for c in b.citations]
+    assert "grandmother" in above.answer(DOMBRA).text
+
+
+def test_the_default_threshold_keeps_small_corpora_exact(seeds_dir, index_dir, embedder):
+    config = Config(seeds_dir=seeds_dir, index_dir=index_dir)
+    assert config.exact_index_max_chunks == 100_000
+    update_index(config, embedder)
+    loaded = load_index(index_dir, settings_of(config))
+    assert loaded.index_type == EXACT_INDEX and loaded.manifest["index"]["type"] == EXACT_INDEX
+    assert loaded.manifest["chunks"] == len(loaded)
+
+
+@pytest.mark.parametrize("files", ["small", "big"])
+def test_growing_past_the_threshold_switches_type_and_embeds_only_the_new_file(tmp_path, embedder, monkeypatch, files):
+    if files == "big":  # the previous generation's vectors and chunks are read on demand
+        monkeypatch.setattr(index_module, "MMAP_MIN_BYTES", 1)
+    seeds = three_files(tmp_path)
+    first = chunk_count(seeds, tmp_path / "probe", embedder)
+    config = Config(seeds_dir=seeds, index_dir=tmp_path / "index", exact_index_max_chunks=first + 1)
+    update_index(config, embedder)
+    small = load_index(config.index_dir, settings_of(config))
+    assert small.index_type == EXACT_INDEX
+
+    (seeds / "d.txt").write_text("Sezim toured Japan. She sang in Osaka. Fans queued all night.", encoding="utf-8")
+    seen = []
+    original = embedder.encode
+    monkeypatch.setattr(embedder, "encode", lambda texts, *a, **k: seen.extend(texts) or original(texts, *a, **k))
+    report = update_index(config, embedder)
+    big = load_index(config.index_dir, settings_of(config))
+    assert report.added == ["d.txt"] and report.embedded == 3 and len(seen) == 6
+    assert big.index_type == APPROXIMATE_INDEX and big.vectors.dtype == np.float16
+    for name in ("a.txt", "b.txt", "c.txt"):
+        old, new = small.manifest["files"][name], big.manifest["files"][name]
+        old_rows = slice(old["first"], old["first"] + old["count"])
+        new_rows = slice(new["first"], new["first"] + new["count"])
+        assert small.chunks[old_rows] == big.chunks[new_rows]
+        np.testing.assert_array_equal(
+            big.vectors[new["first"] : new["first"] + new["count"]],
+            small.vectors[old["first"] : old["first"] + old["count"]].astype(np.float16),
+        )
+
+    # An edit of one file in the approximate index re-embeds that file only,
+    # and carries the others' float16 vectors over bit for bit.
+    (seeds / "b.txt").write_text("Her second album was recorded in a yurt.", encoding="utf-8")
+    seen.clear()
+    report = update_index(config, embedder)
+    after = load_index(config.index_dir, settings_of(config))
+    assert report.changed == ["b.txt"] and report.embedded == 1 and len(seen) == 2
+    assert after.index_type == EXACT_INDEX  # it shrank below the threshold again
+    for name in ("a.txt", "c.txt", "d.txt"):
+        old, new = big.manifest["files"][name], after.manifest["files"][name]
+        np.testing.assert_array_equal(
+            after.vectors[new["first"] : new["first"] + new["count"]],
+            big.vectors[old["first"] : old["first"] + old["count"]].astype(np.float32),
+        )
+
+
+# -- approximate search ---------------------------------------------------------------------
+
+
+def test_approximate_index_recall_on_synthetic_vectors(tmp_path):
+    """recall@10 against exact search, as the retriever searches (k = candidates, efSearch from Config)."""
+    config = Config(index_dir=tmp_path / "index")
+    vectors = synthetic_vectors(30_000, 384, seed=1)
+    queries = synthetic_vectors(100, 384, seed=3)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    index = index_module._faiss_index(vectors, APPROXIMATE_INDEX)
+    assert isinstance(index, faiss.IndexHNSWSQ) and index.ntotal == len(vectors)
+
+    truth = _exact_top(vectors, queries, 10)
+    flat = faiss.IndexFlatIP(384)
+    flat.add(vectors)
+    assert np.array_equal(truth, flat.search(queries, 10)[1])  # the bench's exact search is exact
+    params = faiss.SearchParametersHNSW(efSearch=max(config.hnsw_ef_search, config.candidates))
+    found = index.search(queries, config.candidates, params=params)[1]
+    recall = np.mean([len(set(f[:10]) & set(t)) / 10 for f, t in zip(found, truth)])
+    assert recall >= 0.95, recall
+    # A narrow search is measurably worse: the setting is what buys the recall.
+    narrow = index.search(queries, 10, params=faiss.SearchParametersHNSW(efSearch=10))[1]
+    assert np.mean([len(set(f) & set(t)) / 10 for f, t in zip(narrow, truth)]) < recall
+
+
+@pytest.mark.parametrize("n", [1, 7, 50, 200])
+def test_top_rows_is_the_stable_sort_set(n):
+    rng = np.random.default_rng(n)
+    for _ in range(20):
+        scores = rng.choice([0.0, 0.5, 1.0, 2.5, 3.0], size=rng.integers(1, 400)).astype(np.float32)
+        scores[rng.random(len(scores)) < 0.3] += np.float32(rng.random())
+        expected = np.argsort(-scores, kind="stable")[:n]
+        assert sorted(_top_rows(scores, n).tolist()) == sorted(expected.tolist())
+
+
+# -- loading --------------------------------------------------------------------------------
+
+
+def test_big_files_are_mapped_or_read_on_demand_with_the_same_answers(seeds_dir, index_dir, make_bot, monkeypatch):
+    read = make_bot(seeds_dir, index_dir)
+    read.ensure_index()
+    assert read.retriever.index.mapped == read.retriever.index.on_demand == []  # a small index is read whole
+
+    monkeypatch.setattr(index_module, "MMAP_MIN_BYTES", 1)  # every file counts as big
+    mapped = make_bot(seeds_dir, index_dir)
+    assert mapped.ensure_index() is None
+    loaded = mapped.retriever.index
+    assert loaded.mapped == ["index.faiss", "lexical.bin"]
+    assert loaded.on_demand == ["chunks.jsonl", "vectors.npy", "context.npy"]
+    maps = Path("/proc/self/maps").read_text()
+    for name in loaded.mapped:
+        assert str(loaded.path / name) in maps, name
+    for name in loaded.on_demand:
+        assert str(loaded.path / name) not in maps, name
+
+    # Rows read on demand are the rows of the file.
+    vectors = loaded.vectors
+    assert isinstance(vectors, index_module.RowFile) and isinstance(loaded.chunks, index_module.ChunkStore)
+    whole = np.load(loaded.path / "vectors.npy")
+    assert vectors.shape == whole.shape and vectors.dtype == whole.dtype and len(vectors) == len(whole)
+    np.testing.assert_array_equal(np.asarray(vectors), whole)
+    np.testing.assert_array_equal(vectors[[3, 0, 3, -1]], whole[[3, 0, 3, -1]])
+    np.testing.assert_array_equal(vectors[np.array([5, 2])], whole[[5, 2]])
+    np.testing.assert_array_equal(vectors[2:9], whole[2:9])
+    np.testing.assert_array_equal(vectors[-1], whole[-1])
+    np.testing.assert_array_equal(vectors[1:9:3], whole[1:9:3])
+    assert vectors[[]].shape == (0, whole.shape[1])
+    with pytest.raises(IndexError):
+        vectors[len(whole)]
+    assert list(loaded.chunks) == list(read.retriever.index.chunks)
+
+    for question in (DOMBRA, "What was her debut album called?", "Is Sezim married?", "Tell me about her childhood."):
+        a, b = read.answer(question), mapped.answer(question)
+        assert a.to_dict() == b.to_dict()
+        assert [c.score for c in read.retriever.retrieve(question, k=10)] == [
+            c.score for c in mapped.retriever.retrieve(question, k=10)
+        ]
+    follow_up = [{"role": "user", "content": "What was her debut album called?"}, {"role": "assistant", "content": "x"}]
+    assert read.answer("Was it a success?", history=follow_up) == mapped.answer("Was it a success?", history=follow_up)
+
+
+def test_chunks_vocabulary_and_words_are_read_on_demand(seeds_dir, index_dir, embedder, make_bot):
+    bot = make_bot(seeds_dir, index_dir)
+    bot.ensure_index()
+    retriever, index = bot.retriever, bot.retriever.index
+    chunks = list(index.chunks)
+    assert len(chunks) == len(index) and index.chunks == chunks and index.chunks[-1] == chunks[-1]
+    assert index.chunks[2:5] == chunks[2:5]
+    with pytest.raises(IndexError):
+        index.chunks[len(chunks)]
+
+    # The plain words of the seeds, as a set would hold them.
+    expected_words = {w for c in chunks for w in words(c.context)}
+    assert set(retriever.words) == expected_words and len(retriever.words) == len(expected_words)
+    assert "dombra" in retriever.words and "zanzibar" not in retriever.words
+    assert {"dombra", "zanzibar", "almaty"} - retriever.words == {"zanzibar", "almaty"} - expected_words
+
+    # Document frequencies are those of the sentences' BM25 terms.
+    tokens = retriever._tokens([c.text for c in chunks])
+    frequency = Counter(t for doc in tokens for t in set(doc))
+    assert set(index.lexical.terms) >= set(frequency)
+    assert all(index.lexical.document_frequency(t) == n for t, n in frequency.items())
+    assert index.lexical.document_frequency("zanzibar") == 0
+    assert retriever.unknown_terms("dombra zanzibar")[0] == ["zanzibar"]
+
+
+def test_string_table_lookups():
+    strings = ["b", "a", "ä", "zz", "", "a", "日本"]
+    table = StringTable(*StringTable.arrays(strings))
+    assert list(table) == sorted(set(strings)) and len(table) == 6
+    assert all(s in table for s in strings) and "c" not in table and 3 not in table
+    assert [table.position(s) for s in sorted(set(strings))] == list(range(6))
+    assert {"a", "c", "日本", "x"} - table == {"c", "x"}
+    empty = StringTable(*StringTable.arrays([]))
+    assert len(empty) == 0 and "a" not in empty and {"a"} - empty == {"a"}
+
+
+# -- checksums of big files -----------------------------------------------------------------
+
+
+def _flip(path: Path, position: int) -> None:
+    data = bytearray(path.read_bytes())
+    data[position] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def test_big_files_are_checked_by_size_and_samples_at_load_and_in_full_by_a_build(
+    seeds_dir, index_dir, embedder, make_bot, monkeypatch, caplog
+):
+    config = Config(seeds_dir=seeds_dir, index_dir=index_dir)
+    update_index(config, embedder)
+    generation = live(index_dir)
+    manifest = json.loads((generation / "manifest.json").read_text(encoding="utf-8"))
+    assert set(manifest["artifact_sizes"]) == set(manifest["artifact_samples"]) == set(ARTIFACTS)
+    # Treat every file as big: 4 sampled blocks of 16 bytes each.
+    monkeypatch.setattr(index_module, "FULL_CHECKSUM_MAX_BYTES", 0)
+    monkeypatch.setattr(index_module, "_SAMPLE_BLOCK", 16)
+    monkeypatch.setattr(index_module, "_SAMPLE_BLOCKS", 4)
+    for name in ARTIFACTS:  # the samples were taken with other block sizes: re-record them
+        manifest["artifact_samples"][name] = index_module.sampled_sha256(generation / name)
+    (generation / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    load_index(index_dir, settings_of(config))
+
+    # A flipped byte inside a sampled block is caught at load.
+    chunks_file = generation / "chunks.jsonl"
+    original = chunks_file.read_bytes()
+    _flip(chunks_file, 3)
+    with pytest.raises(IndexUnavailable, match="chunks.jsonl"):
+        load_index(index_dir, settings_of(config))
+    # A truncated file is caught by its size.
+    chunks_file.write_bytes(original[:-1])
+    with pytest.raises(IndexUnavailable, match="chunks.jsonl"):
+        load_index(index_dir, settings_of(config))
+    # A flipped byte between the samples passes a load, but not a full check ...
+    size = len(original)
+    sampled = {(size - 16) * i // 3 + j for i in range(4) for j in range(16)}
+    between = next(p for p in range(size // 2, size) if p not in sampled and original[p : p + 1] == b"a")
+    chunks_file.write_bytes(original[:between] + b"b" + original[between + 1 :])
+    load_index(index_dir, settings_of(config))
+    with pytest.raises(IndexUnavailable, match="chunks.jsonl"):
+        load_index(index_dir, settings_of(config), verify="full")
+    # ... and every build checks in full: the damage is found and rebuilt.
+    report = update_index(config, embedder)
+    assert report.rebuilt_because == "chunks.jsonl is missing or damaged"
+    assert load_index(index_dir, settings_of(config), verify="full").chunks[0].source == SEZIM_FILE
+    bot = make_bot(seeds_dir, index_dir)
+    assert "grandmother" in bot.answer(DOMBRA).text
+
+
+def test_the_manifest_records_type_sizes_and_checksums(seeds_dir, index_dir, embedder):
+    config = Config(seeds_dir=seeds_dir, index_dir=index_dir)
+    update_index(config, embedder)
+    generation = live(index_dir)
+    manifest = json.loads((generation / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["format_version"] == index_module.FORMAT_VERSION >= 2
+    for name in ARTIFACTS:
+        assert manifest["artifact_sizes"][name] == (generation / name).stat().st_size
+        assert re.fullmatch(r"[0-9a-f]{64}", manifest["artifacts"][name])
+    # chunks.jsonl stays one JSON object a line, and the offsets point at each line.
+    offsets = np.load(generation / "chunks.offsets.npy")
+    data = (generation / "chunks.jsonl").read_bytes()
+    lines = data.splitlines(keepends=True)
+    assert len(offsets) == len(lines) + 1 == manifest["chunks"] + 1
+    assert offsets[-1] == len(data) and all(data[offsets[i] : offsets[i + 1]] == lines[i] for i in range(len(lines)))
+
+
+@pytest.mark.slow
+def test_bench_scale_figures_on_a_small_scale(tmp_path, monkeypatch):
+    """``bot bench --scale N --scale-only`` end to end, on a size small enough for a test."""
+    import io
+
+    from bot.bench import run_benchmarks
+
+    monkeypatch.chdir(tmp_path)
+    out = io.StringIO()
+    config = Config(seeds_dir=SEEDS, index_dir=tmp_path / "unused", exact_index_max_chunks=2000)
+    figures = run_benchmarks(config, out=out, scales=(3000,), base=False)
+    lines = out.getvalue().splitlines()
+    assert figures["index_type_3k"] == APPROXIMATE_INDEX
+    assert figures["recall_at_10_rescored_3k"] >= 0.95
+    assert 0 < figures["latency_p50_ms_3k"] <= figures["latency_p95_ms_3k"]
+    assert figures["peak_rss_mib_3k"] > 0 and figures["serve_first_answer_s_3k"] > 0
+    for start in ("index at 3k", "recall@10 vs exact at 3k", "answer latency at 3k",
+                  "serving process at 3k", "bot serve until it answers"):
+        assert any(line.startswith(start) for line in lines), (start, lines)
+    assert not (tmp_path / "unused").exists()
