@@ -209,7 +209,7 @@ def serve(host, port, accounts, rate_limit, seeds_dir, index_dir, model, verbose
 @cli.command()
 @click.option("--scale", "scales", multiple=True, type=click.IntRange(min=0), metavar="CHUNKS",
               help="Corpus size of the scale figures (repeatable; default 100000; 0: none). "
-                   "--scale 1000000 takes about 15 minutes on 2 cores.")
+                   "--scale 1000000 adds about 6 minutes on 2 cores.")
 @click.option("--scale-only", is_flag=True, help="Only the scale figures, not those on the shipped seeds.")
 @common_options
 def bench(seeds_dir, index_dir, model, verbose, scales, scale_only):
