@@ -237,11 +237,8 @@ def _build_and_update(config: Config, embedder: Embedder, corpus: Path, work: Pa
     return {"build_s": build, "update_s": update_time, "update_ratio": update_time / build}
 
 
-def _answer_latency(config: Config, embedder: Embedder, work: Path, say) -> dict:
-    from .core import Bot
-
-    bot = Bot(config.with_changes(index_dir=work / "seeds-index"), embedder=embedder)
-    bot.ensure_index()
+def _latencies(bot) -> tuple[float, float, list[float]]:
+    """p50 and p95 of answer() in ms, one question at a time after a warm-up, and all timings."""
     for question in QUESTIONS[:WARM_UP]:
         bot.answer(question)
     times = []
@@ -250,7 +247,15 @@ def _answer_latency(config: Config, embedder: Embedder, work: Path, say) -> dict
             started = time.perf_counter()
             bot.answer(question)
             times.append((time.perf_counter() - started) * 1000)
-    p50, p95 = np.percentile(times, 50), np.percentile(times, 95)
+    return float(np.percentile(times, 50)), float(np.percentile(times, 95)), times
+
+
+def _answer_latency(config: Config, embedder: Embedder, work: Path, say) -> dict:
+    from .core import Bot
+
+    bot = Bot(config.with_changes(index_dir=work / "seeds-index"), embedder=embedder)
+    bot.ensure_index()
+    p50, p95, times = _latencies(bot)
     say(f"answer latency on {config.seeds_dir} ({len(bot.retriever.index)} chunks): p50 {p50:.1f} ms, "
         f"p95 {p95:.1f} ms ({len(times)} answers, one at a time, after {WARM_UP} warm-up)")
     return {"latency_p50_ms": float(p50), "latency_p95_ms": float(p95)}
@@ -599,15 +604,7 @@ def _at_scale(config: Config, embedder: Embedder, sentences: list[str], size: in
     del approximate, stored, vectors, context_vectors
 
     # answer latency, one question at a time after a warm-up
-    for question in QUESTIONS[:WARM_UP]:
-        bot.answer(question)
-    times = []
-    for _ in range(LATENCY_REPEATS):
-        for question in QUESTIONS:
-            started = time.perf_counter()
-            bot.answer(question)
-            times.append((time.perf_counter() - started) * 1000)
-    p50, p95 = np.percentile(times, 50), np.percentile(times, 95)
+    p50, p95, times = _latencies(bot)
     say(f"answer latency at {label} ({len(index)} chunks, {kind}): p50 {p50:.1f} ms, p95 {p95:.1f} ms "
         f"({len(times)} answers, one at a time, after {WARM_UP} warm-up)")
     figures.update({f"latency_p50_ms_{label}": float(p50), f"latency_p95_ms_{label}": float(p95)})
