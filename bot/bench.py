@@ -133,6 +133,13 @@ def _seed_sentences(config: Config) -> list[str]:
 _LEAD_INS = ("In {year}, ", "By {year}, ", "Around {year}, ", "As reported in {year}, ", "Since {year}, ")
 
 
+def _recycled_sentence(rng: random.Random, sentences: list[str], serial: int) -> str:
+    """A seed sentence behind a numbered lead-in, so recycled sentences stay distinct."""
+    sentence = rng.choice(sentences)
+    lead = _LEAD_INS[serial % len(_LEAD_INS)].format(year=1000 + serial // len(_LEAD_INS))
+    return lead + sentence[0].lower() + sentence[1:]
+
+
 def _write_corpus(sentences: list[str], folder: Path) -> Path:
     """100 seed files of real seed sentences in new orders and with distinct lead-ins."""
     folder.mkdir(parents=True)
@@ -143,9 +150,7 @@ def _write_corpus(sentences: list[str], folder: Path) -> Path:
         for _ in range(PARAGRAPHS_PER_FILE):
             picked = []
             for _ in range(SENTENCES_PER_PARAGRAPH):
-                sentence = rng.choice(sentences)
-                lead = _LEAD_INS[serial % len(_LEAD_INS)].format(year=1000 + serial // len(_LEAD_INS))
-                picked.append(lead + sentence[0].lower() + sentence[1:])
+                picked.append(_recycled_sentence(rng, sentences, serial))
                 serial += 1
             paragraphs.append(" ".join(picked))
         (folder / f"doc-{number:03d}.txt").write_text("\n\n".join(paragraphs) + "\n", encoding="utf-8")
@@ -429,9 +434,7 @@ def _scale_corpus(config: Config, embedder: Embedder, sentences: list[str], size
         rng = random.Random(number)
         texts_of_file = []
         for _ in range(count):
-            sentence = rng.choice(sentences)
-            lead = _LEAD_INS[serial % len(_LEAD_INS)].format(year=1000 + serial // len(_LEAD_INS))
-            texts_of_file.append(lead + sentence[0].lower() + sentence[1:])
+            texts_of_file.append(_recycled_sentence(rng, sentences, serial))
             serial += 1
         name = f"synthetic/part-{number:05d}.txt"
         text, position, first = [], 0, len(chunks)
