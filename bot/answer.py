@@ -97,9 +97,14 @@ def refusal_features(query: Query, ranked: list[Candidate], retriever: Retriever
     - ``margin``: the lead of the best sentence's fused score over the second's;
     - ``unknown_words``: share of the question's words that occur nowhere in
       the seeds (a question about another person names things the seeds lack);
+    - ``coverage``: share of the question's words that the best sentence uses;
     - ``unknown_names``: capitalised words of the question absent from the seeds;
     - ``lacks_wanted``: 1 when the question wants a date, number or name and the
       best sentence has none.
+
+    Words naming the kind of answer asked for ("cause" in "What cause is she
+    committed to?") count when the seeds use them, never against: an answer
+    names an instance of the kind, seldom the kind itself.
 
     A follow-up is judged together with the question it leans on, since
     "Does she still play it?" alone resembles nothing in particular.
@@ -111,12 +116,17 @@ def refusal_features(query: Query, ranked: list[Candidate], retriever: Retriever
         joint, joint_context = retriever.dense_scores(f"{query.follow_up_of} {query.question}", [c.row for c in top])
         dense, context_dense = max(dense, float(joint.max())), max(context_dense, float(joint_context[0]))
     unknown, terms = retriever.unknown_terms(query.question)
+    answer_type = retriever.terms(" ".join(query.answer_type))
+    best_terms = retriever.terms(retriever.index.chunks[best.row].text)
+    unknown = [t for t in unknown if t not in answer_type]
+    judged = [t for t in terms if t in best_terms or t not in answer_type]
     names = {w.lower() for w in re.findall(r"(?<!^)(?<![.?!] )\b[A-Z][\w'’-]+", query.question)}
     return {
         "dense": dense,
         "context_dense": context_dense,
         "margin": best.score - second,
         "unknown_words": len(unknown) / max(len(terms), 1),
+        "coverage": sum(t in best_terms for t in judged) / len(judged) if judged else 1.0,
         "unknown_names": float(len(names - retriever.words)),
         "lacks_wanted": 1.0 if best.offers_wanted is False else 0.0,
     }

@@ -21,7 +21,7 @@ from .config import Config
 from .eval import default_seeds_for, eval_bot, load_questions
 from .query import build_query
 
-FEATURES = ("dense", "context_dense", "margin", "unknown_words", "unknown_names", "lacks_wanted")
+FEATURES = ("dense", "context_dense", "margin", "unknown_words", "coverage", "unknown_names", "lacks_wanted")
 
 
 def collect(qa_path: Path, seeds_dir: Path, config: Config) -> list[tuple[dict, str]]:

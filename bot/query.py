@@ -29,6 +29,16 @@ _NUMBER = re.compile(
     re.I,
 )
 _CAPITALISED = re.compile(r"\b[A-Z][\w'’-]+")
+# "What cause...", "Which traditional instruments...", "What kind of deal...":
+# the words after "what"/"which" name the kind of thing asked for. The answer
+# names an instance ("preserving the heritage"), so it need not repeat them.
+_ANSWER_TYPE = re.compile(r"\b(?:what|which)\s+(?:(?:kinds?|types?|sorts?|forms?)\s+of\s+)?(\w+)(?:\s+(\w+))?", re.I)
+# Words that end the answer-type phrase: "What is...", "Which of her...".
+_NOT_ANSWER_TYPE = frozenset(
+    "is was are were be been am did does do has have had can could will would shall should may might must "
+    "a an the of in on at to for with by from about as "
+    "her his their its our my your she he they it we you i this that these those".split()
+)
 _WORD = re.compile(r"\w+")
 
 # Words that point back at something said earlier in the chat. "She" and
@@ -38,11 +48,18 @@ _ANAPHORA = re.compile(r"\b(it|its|that|this|these|those|they|them|their|there|t
 # (valid in JSON, but not text any tokenizer can encode).
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff\ud800-\udfff]")
 
+# Markup pasted into a question: a script or style element with its code, or
+# any other tag. Its words ("script", "alert", "onerror") are not the fan's
+# question, and would make the seeds look as if they lacked the answer.
+_CODE_ELEMENT = re.compile(r"<(script|style)\b[^>]*>.*?(</\1\s*>|$)", re.I | re.S)
+_TAG = re.compile(r"</?[A-Za-z][^<>]*>")
+
 
 def normalize_question(text: str) -> str:
-    """Make a question safe to process: NFC, no control or bidi characters, tidy spaces."""
+    """Make a question safe to process: NFC, no control or bidi characters, no HTML tags, tidy spaces."""
     text = unicodedata.normalize("NFC", text)
     text = _CONTROL.sub(" ", text)
+    text = _TAG.sub(" ", _CODE_ELEMENT.sub(" ", text))
     return " ".join(text.split())
 
 
@@ -73,6 +90,25 @@ def offers(sentence: str, wanted: str | None, question_words: set[str]) -> bool 
     return None
 
 
+def answer_type_words(question: str) -> frozenset[str]:
+    """The (lower-case) words that name the kind of answer asked for, if any.
+
+    "What cause is she committed to?" gives {"cause"}; "Which jazz singer
+    made her..." gives {"jazz", "singer"}; "What is her album called?" gives
+    nothing. At most two words are taken: without a parser, a longer phrase
+    would run into the verb.
+    """
+    match = _ANSWER_TYPE.search(question)
+    if not match:
+        return frozenset()
+    found = []
+    for word in match.groups():
+        if word is None or word.lower() in _NOT_ANSWER_TYPE:
+            break
+        found.append(word.lower())
+    return frozenset(found)
+
+
 @dataclass(frozen=True)
 class Query:
     """A question ready for retrieval."""
@@ -84,6 +120,8 @@ class Query:
     follow_up_of: str | None
     #: The kind of answer wanted ("date", "number", "name") or None.
     wants: str | None
+    #: Words naming the kind of thing asked for ("cause" in "What cause...?").
+    answer_type: frozenset[str] = frozenset()
 
 
 def build_query(question: str, history: list[dict] | None = None) -> Query:
@@ -95,7 +133,12 @@ def build_query(question: str, history: list[dict] | None = None) -> Query:
     question = normalize_question(question)
     previous = _last_user_message(history)
     follow_up_of = previous if previous and _is_follow_up(question) else None
-    return Query(question=question, follow_up_of=follow_up_of, wants=wanted_answer(question))
+    return Query(
+        question=question,
+        follow_up_of=follow_up_of,
+        wants=wanted_answer(question),
+        answer_type=answer_type_words(question),
+    )
 
 
 #: Characters of the previous question searched with a follow-up; a pasted

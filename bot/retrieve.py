@@ -202,6 +202,10 @@ class Retriever:
         terms = [t for t in tokens if frequency[t] <= limit]
         return [t for t in terms if frequency[t] == 0], terms
 
+    def terms(self, text: str) -> set[str]:
+        """The BM25 terms of ``text``: lower-cased, stopwords out, stemmed."""
+        return set(self._tokens([text])[0])
+
     def passage(self, candidate: Candidate) -> Passage:
         """The :class:`Passage` for a candidate."""
         chunk = self.index.chunks[candidate.row]

@@ -202,6 +202,26 @@ def test_control_and_bidi_characters_are_ignored(sezim_bot, noisy):
     assert sezim_bot.answer(noisy).to_dict() == sezim_bot.answer(DOMBRA).to_dict()
 
 
+@pytest.mark.parametrize(
+    "wrapped",
+    [
+        "<script>alert('x')</script> Who taught Sezim to play the dombra?",
+        "<b>Who taught Sezim to play the dombra?</b><img src=x onerror=alert(1)>",
+    ],
+)
+def test_html_around_a_question_does_not_change_the_answer(sezim_bot, wrapped):
+    assert sezim_bot.answer(wrapped).to_dict() == sezim_bot.answer(DOMBRA).to_dict()
+
+
+def test_a_question_naming_the_kind_of_answer_is_answered(sezim_bot):
+    # "cause" appears nowhere in the seed: the answer names the cause, not the word.
+    reply = sezim_bot.answer("What cause is she committed to?")
+    assert not reply.refused
+    assert "preserving the rich cultural heritage of Kazakhstan" in reply.text
+    # The same question about a kind of thing the seed never mentions at all is refused.
+    assert sezim_bot.answer("What charity does she donate to?").refused
+
+
 def test_non_string_questions_do_not_crash(sezim_bot):
     assert_valid(sezim_bot.answer(None))
     assert_valid(sezim_bot.answer(42))

@@ -114,8 +114,7 @@ def run_eval(qa_path: Path, seeds: Path, embedder):
 @needs_shared
 @pytest.mark.xfail(
     strict=False,
-    reason="known misses, see README 'Results': 'Is she arrogant about her fame?' and "
-    "'What cause is she committed to?' are refused",
+    reason="known miss, see README 'Results': 'Is she arrogant about her fame?' is refused",
 )
 def test_every_sezim_question_is_handled_correctly(tmp_path, embedder):
     """Issue 2, "Done when": every question of sezim/qa.jsonl answered with gold, or refused."""
@@ -159,9 +158,9 @@ def test_chopin_eval_is_consistent_and_grounded(tmp_path, embedder):
 #: Accuracy may move by a question or two across CPUs (near-ties), hence the
 #: small tolerance; the targets themselves are hard floors.
 RESULTS_TABLE = {
-    "chopin": {"answerable_accuracy": 0.779, "off_topic_refusal_rate": 0.995, "false_refusal_rate": 0.014},
-    "zelda": {"answerable_accuracy": 0.757, "off_topic_refusal_rate": 0.990, "false_refusal_rate": 0.037},
-    "sezim": {"answerable_accuracy": 0.900, "off_topic_refusal_rate": 1.000, "false_refusal_rate": 0.100},
+    "chopin": {"answerable_accuracy": 0.783, "off_topic_refusal_rate": 0.995, "false_refusal_rate": 0.007},
+    "zelda": {"answerable_accuracy": 0.766, "off_topic_refusal_rate": 1.000, "false_refusal_rate": 0.023},
+    "sezim": {"answerable_accuracy": 0.950, "off_topic_refusal_rate": 1.000, "false_refusal_rate": 0.050},
 }
 
 

@@ -1,0 +1,65 @@
+"""Reading a question without a model: what it wants, what it names, what it leans on."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.query import answer_type_words, build_query, normalize_question, wanted_answer
+
+
+@pytest.mark.parametrize(
+    "question, expected",
+    [
+        ("What cause is she committed to?", {"cause"}),
+        ("Which jazz singer made her want a career in music?", {"jazz", "singer"}),
+        ("What kind of deal did the record label give her?", {"deal"}),
+        ("In what year was the album released?", {"year"}),
+        ("And which instruments does she play?", {"instruments"}),
+        ("What is her debut album called?", set()),
+        ("Which of her songs is the best?", set()),
+        ("Who taught her to play the dombra?", set()),
+        ("what", set()),
+    ],
+)
+def test_answer_type_words_name_the_kind_of_answer(question, expected):
+    assert answer_type_words(question) == expected
+
+
+@pytest.mark.parametrize(
+    "question, expected",
+    [
+        ("When was she born?", "date"),
+        ("In what year did it come out?", "date"),
+        ("How many albums has she made?", "number"),
+        ("Who taught her?", "name"),
+        ("Where did she study?", "name"),
+        ("Why does she sing?", None),
+    ],
+)
+def test_wanted_answer(question, expected):
+    assert wanted_answer(question) == expected
+
+
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        ("<script>alert(1)</script> Who is Sezim?", "Who is Sezim?"),
+        ("<SCRIPT type='x'>\nalert(1)\n</SCRIPT >Who is Sezim?", "Who is Sezim?"),
+        ("<style>p {color: red}</style>Who is Sezim?", "Who is Sezim?"),
+        ("<b>Is Sezim married?</b><img src=x onerror=alert(1)>", "Is Sezim married?"),
+        ("Who is <i>Sezim</i>? <script>never closed", "Who is Sezim ?"),
+        ("<img src=x onerror=alert(1)>", ""),
+        # Not tags: a less-than sign, a heart, an arrow.
+        ("Is 3 < 5 and 6 > 4?", "Is 3 < 5 and 6 > 4?"),
+        ("I <3 her songs -> which is best?", "I <3 her songs -> which is best?"),
+    ],
+)
+def test_html_tags_and_code_are_dropped_from_questions(raw, expected):
+    assert normalize_question(raw) == expected
+
+
+def test_a_follow_up_carries_the_previous_question():
+    history = [{"role": "user", "content": "What is her debut album called?"}, {"role": "assistant", "content": "..."}]
+    assert build_query("Was it successful?", history).follow_up_of == "What is her debut album called?"
+    assert build_query("Where did Sezim study music?", history).follow_up_of is None
+    assert build_query("Was it successful?", None).follow_up_of is None
