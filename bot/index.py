@@ -84,7 +84,7 @@ import faiss
 import numpy as np
 import Stemmer
 
-from .chunk import MAX_SENTENCE_WORDS, Chunk, chunk_seed
+from .chunk import MAX_SENTENCE_WORDS, SPLITTER, Chunk, chunk_seed
 from .config import Config
 from .embed import Embedder, model_identity
 from .ingest import NoSeedsError, SeedFile, file_sha256, load_seeds
@@ -543,7 +543,7 @@ def settings_of(config: Config) -> dict:
     return {
         "format_version": FORMAT_VERSION,
         "model": model_identity(config.model),
-        "chunking": {"splitter": "syntok", "window": config.window, "max_sentence_words": MAX_SENTENCE_WORDS},
+        "chunking": {"splitter": SPLITTER, "window": config.window, "max_sentence_words": MAX_SENTENCE_WORDS},
     }
 
 

@@ -96,6 +96,23 @@ def test_run_on_sentences_are_cut_at_word_boundaries(tmp_path):
     assert " ".join(c.text for c in chunks).split() == text.split()
 
 
+def test_numbering_abbreviations_do_not_end_a_sentence(tmp_path):
+    text = (
+        "In 1844 he wrote only the Op. 58 sonata. The Rondo Op. 1. was his first published work. "
+        "Nos. 1 and 2 appear on Vol. 2, see p. 12. Her Symphony No. 5 followed."
+    )
+    (tmp_path / "works.txt").write_text(text, encoding="utf-8")
+    (seed,) = load_seeds(tmp_path)
+    chunks = chunk_seed(seed)
+    assert_offsets_exact(seed, chunks)
+    assert [c.text for c in chunks] == [
+        "In 1844 he wrote only the Op. 58 sonata.",
+        "The Rondo Op. 1. was his first published work.",
+        "Nos. 1 and 2 appear on Vol. 2, see p. 12.",
+        "Her Symphony No. 5 followed.",
+    ]
+
+
 def test_markdown_sentences_point_into_the_markdown_file(tmp_path):
     source = (
         "# Early years\n\nSezim grew up near **Almaty**. Her grandmother taught her the *dombra*.\n\n"
