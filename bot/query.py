@@ -63,6 +63,34 @@ def normalize_question(text: str) -> str:
     return " ".join(text.split())
 
 
+# Polite frames around a question: "Can you tell me about her album?",
+# "Do you know where she studied?". Their words ("tell", "know") are in no
+# seed, so they would read as a question the seeds cannot answer.
+_REQUEST_FRAME = re.compile(
+    r"^(?:(?:hey|hi|so|and|ok|okay|please)[,!]?\s+)*"
+    r"(?:(?:can|could|would|will)\s+you\s+(?:please\s+)?(?:tell|give|show)\s+me"
+    r"|(?:please\s+)?tell\s+me"
+    r"|what\s+(?:do|can)\s+you\s+(?:know|tell\s+me)"
+    r"|do\s+you\s+(?:happen\s+to\s+)?know"
+    r"|i\s*(?:'d|would)\s+(?:like|love)\s+to\s+know"
+    r"|i\s+(?:want|wanted|need)\s+to\s+know"
+    r"|i\s+(?:wonder|was\s+wondering)"
+    r")(?:\s+(?:a\s+(?:bit|little)|more|something(?:\s+(?:more|interesting|new))?|anything))*"
+    r"(?:\s+(?:about|of|on|if|whether))?(?:[\s,:]+|$)",
+    re.I,
+)
+_TRAILING_PLEASE = re.compile(r"[\s,]+please\s*([?.!]*)$", re.I)
+
+
+def strip_request_frame(question: str) -> str:
+    """The question inside a polite frame: "Do you know where she studied?" -> "where she studied?".
+
+    A frame with nothing after it ("Tell me about") is left as it is.
+    """
+    inner = _TRAILING_PLEASE.sub(r"\1", _REQUEST_FRAME.sub("", question, count=1))
+    return inner if any(ch.isalnum() for ch in inner) else question
+
+
 def words(text: str) -> set[str]:
     """Lower-cased words of a text."""
     return {w.lower() for w in _WORD.findall(text)}
@@ -130,7 +158,7 @@ def build_query(question: str, history: list[dict] | None = None) -> Query:
     A follow-up such as "Was it successful?" names nothing the seeds can be
     searched for, so the fan's previous question is searched along with it.
     """
-    question = normalize_question(question)
+    question = strip_request_frame(normalize_question(question))
     previous = _last_user_message(history)
     follow_up_of = previous if previous and _is_follow_up(question) else None
     return Query(

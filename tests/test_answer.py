@@ -213,6 +213,15 @@ def test_html_around_a_question_does_not_change_the_answer(sezim_bot, wrapped):
     assert sezim_bot.answer(wrapped).to_dict() == sezim_bot.answer(DOMBRA).to_dict()
 
 
+@pytest.mark.parametrize("frame", ["Can you tell me {}", "Do you know {}", "{} Please"])
+@pytest.mark.parametrize("question", [DOMBRA, ALBUM, "Where did she study music?", "Is Sezim married?"])
+def test_a_politely_framed_question_gets_the_plain_answer(sezim_bot, frame, question):
+    plain = sezim_bot.answer(question)
+    framed = sezim_bot.answer(frame.format(question[0].lower() + question[1:]))
+    assert framed.refused == plain.refused
+    assert [p.start for p in framed.citations] == [p.start for p in plain.citations]
+
+
 def test_a_question_naming_the_kind_of_answer_is_answered(sezim_bot):
     # "cause" appears nowhere in the seed: the answer names the cause, not the word.
     reply = sezim_bot.answer("What cause is she committed to?")

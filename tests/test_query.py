@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.query import answer_type_words, build_query, normalize_question, wanted_answer
+from bot.query import answer_type_words, build_query, normalize_question, strip_request_frame, wanted_answer
 
 
 @pytest.mark.parametrize(
@@ -63,3 +63,26 @@ def test_a_follow_up_carries_the_previous_question():
     assert build_query("Was it successful?", history).follow_up_of == "What is her debut album called?"
     assert build_query("Where did Sezim study music?", history).follow_up_of is None
     assert build_query("Was it successful?", None).follow_up_of is None
+
+
+@pytest.mark.parametrize(
+    "framed, inner",
+    [
+        ("Can you tell me about her debut album?", "her debut album?"),
+        ("Could you please tell me where she is from?", "where she is from?"),
+        ("Do you know where she studied?", "where she studied?"),
+        ("What do you know about her music?", "her music?"),
+        ("I'd like to know who taught her the dombra", "who taught her the dombra"),
+        ("Hey, tell me something interesting about Sezim", "Sezim"),
+        ("Tell me more about her live shows", "her live shows"),
+        ("Where is she from, please?", "Where is she from?"),
+        # Nothing inside the frame, or no frame: unchanged.
+        ("Tell me about", "Tell me about"),
+        ("Do you know?", "Do you know?"),
+        ("Who told me about her?", "Who told me about her?"),
+        ("What do you think about her?", "What do you think about her?"),
+    ],
+)
+def test_polite_frames_are_taken_off_the_question(framed, inner):
+    assert strip_request_frame(framed) == inner
+    assert build_query(framed).question == inner
