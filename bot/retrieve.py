@@ -25,6 +25,17 @@ from .query import Query, build_query, offers, words
 #: Share of sentences above which a term counts as ubiquitous (see unknown_terms).
 _UBIQUITOUS = 0.25
 
+#: Words of a question's syntax, not its topic: question words, auxiliaries
+#: and personal pronouns ("she" is the artist in every sentence). As search
+#: terms they find sentences by accident ("Who is Sezim?" matched "listeners
+#: ... who were captivated"); absent from a short seed, they would count as
+#: words the seeds don't know. Left out of the question's BM25 terms only.
+QUESTION_STOPWORDS = frozenset(
+    "what which who whom whose when where why how do does did has have had were been being am "
+    "can could would should may might must shall "
+    "i me my you your he him his she her hers herself himself we us our they them their its itself".split()
+)
+
 
 @dataclass(frozen=True)
 class Passage:
@@ -98,6 +109,7 @@ class Retriever:
         self.embedder = embedder
         self.config = config
         self._stemmer = Stemmer.Stemmer("english")
+        self._question_stopwords = set(self._stemmer.stemWords(sorted(QUESTION_STOPWORDS))) | QUESTION_STOPWORDS
         self._lexical = index.lexical
         self._sample = index.sample_rows
         # The sampled rows' vectors (float32 even when stored as float16), kept
@@ -113,6 +125,10 @@ class Retriever:
     def _tokens(self, texts: list[str]) -> list[list[str]]:
         return lexical_tokens(texts, self._stemmer)
 
+    def _question_tokens(self, text: str) -> list[str]:
+        """The BM25 terms of a question, without its syntax (QUESTION_STOPWORDS)."""
+        return [t for t in self._tokens([text])[0] if t not in self._question_stopwords]
+
     def signals(self, text: str) -> "Signals":
         """The four raw signals of ``text`` against every sentence, plus dense candidates."""
         vector = self.embedder.encode([text])[0]
@@ -121,7 +137,7 @@ class Retriever:
             _, dense_rows = self.index.faiss_index.search(vector[None, :], n)
         else:
             _, dense_rows = self.index.faiss_index.search(vector[None, :], n, params=self._search_params)
-        tokens = self._tokens([text])[0]
+        tokens = self._question_tokens(text)
         if tokens:
             terms = self._lexical.term_ids(tokens)
             lexical = self._lexical.scores("text", terms)
@@ -197,7 +213,7 @@ class Retriever:
         nothing about whether the seeds cover the question, so it is left out.
         """
         limit = _UBIQUITOUS * len(self.index)
-        tokens = self._tokens([text])[0]
+        tokens = self._question_tokens(text)
         frequency = {t: self._lexical.document_frequency(t) for t in set(tokens)}
         terms = [t for t in tokens if frequency[t] <= limit]
         return [t for t in terms if frequency[t] == 0], terms

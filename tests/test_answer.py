@@ -222,6 +222,13 @@ def test_a_politely_framed_question_gets_the_plain_answer(sezim_bot, frame, ques
     assert [p.start for p in framed.citations] == [p.start for p in plain.citations]
 
 
+@pytest.mark.parametrize("question", ["Who is Sezim?", "who is sezim"])
+def test_question_words_are_not_search_terms(sezim_bot, question):
+    # "who" is in "listeners ... who were captivated"; the question is about her.
+    reply = sezim_bot.answer(question)
+    assert reply.citations[0].text == "Sezim Baktybekova was a talented young singer from rural Kazakhstan."
+
+
 def test_a_question_naming_the_kind_of_answer_is_answered(sezim_bot):
     # "cause" appears nowhere in the seed: the answer names the cause, not the word.
     reply = sezim_bot.answer("What cause is she committed to?")
