@@ -177,7 +177,7 @@ def test_answer_with_collapsible_source_and_refusal(chat):
     expect(highlighted).to_be_hidden()
     title.click()
     expect(highlighted).to_be_visible()
-    expect(page.locator("#chat .thought-group").first).to_contain_text("characters 0–253")
+    expect(page.locator("#chat .thought-group").first).to_contain_text("characters 69–253")
 
     chat.ask(FRANCE)
     refusal = chat.bot_messages().last
