@@ -119,8 +119,10 @@ def search(question, k, as_json, seeds_dir, index_dir, model, verbose):
 @click.option("--method", type=click.Choice(["hybrid", "dense", "bm25"]), default="hybrid", show_default=True,
               help="Ranking to evaluate: the default hybrid, or one signal alone.")
 @click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON object of metrics.")
+@click.option("--misses", is_flag=True,
+              help="Also list every question handled wrongly, with what the bot said (JSON: a \"misses\" key).")
 @common_options
-def eval_command(qa_path, method, as_json, seeds_dir, index_dir, model, verbose):
+def eval_command(qa_path, method, as_json, misses, seeds_dir, index_dir, model, verbose):
     """Measure answers to the questions in QA_PATH (a JSON-lines question set).
 
     The seeds default to a seeds/ folder beside QA_PATH, else ./seeds. The
@@ -135,16 +137,28 @@ def eval_command(qa_path, method, as_json, seeds_dir, index_dir, model, verbose)
         questions = load_questions(qa_path)
     except ValueError as error:
         raise click.ClickException(str(error)) from None
-    report = evaluate(eval_bot(seeds, config, method, index_dir), questions)
+    report = evaluate(eval_bot(seeds, config, method, index_dir), questions, misses=misses)
     if as_json:
         click.echo(json.dumps(report))
         return
     for name, value in report.items():
-        if name != "by_kind":
+        if name not in ("by_kind", "misses"):
             click.echo(f"{name:28} {value}")
     for kind, metrics in report["by_kind"].items():
         shown = ", ".join(f"{k}={v}" for k, v in metrics.items() if v is not None and k != "n")
         click.echo(f"  {kind} (n={metrics['n']}): {shown}")
+    if misses:
+        click.echo(f"\nMisses ({len(report['misses'])}):")
+        for miss in report["misses"]:
+            expected = " | ".join(miss["answers"]) if miss["answers"] else "a refusal"
+            said = "a refusal" if miss["refused"] else _shorten(miss["text"], 300)
+            click.echo(f"  [{miss['kind']}] {miss['question']}")
+            click.echo(f"      expected: {expected}")
+            click.echo(f"      said:     {said} (confidence {miss['confidence']})")
+
+
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 @cli.command()

@@ -92,8 +92,13 @@ def _rate(flags: list[bool]) -> float | None:
     return round(float(np.mean(flags)), 4) if flags else None
 
 
-def evaluate(bot: Bot, questions: list[EvalQuestion]) -> dict:
-    """Ask every question and report the metrics, overall and per kind."""
+def evaluate(bot: Bot, questions: list[EvalQuestion], misses: bool = False) -> dict:
+    """Ask every question and report the metrics, overall and per kind.
+
+    With ``misses``, the report also lists under ``"misses"`` every question
+    the bot got wrong (an answerable one refused or answered without a gold
+    string, another kind answered), with what it said.
+    """
     bot.retriever  # load the model and index before timing anything
     rows = []
     for item in questions:
@@ -111,12 +116,29 @@ def evaluate(bot: Bot, questions: list[EvalQuestion]) -> dict:
                 "hit5": any(contains_gold(p.text, item.answers) for p in passages),
                 "words": None if reply.refused else len(reply.text.split()),
                 "latency": latency,
+                "item": item,
+                "reply": reply,
             }
         )
     report = _metrics(rows)
     kinds = sorted({row["kind"] for row in rows})
     report["by_kind"] = {kind: _metrics([row for row in rows if row["kind"] == kind]) for kind in kinds}
+    if misses:
+        wrong = [row for row in rows if (not row["correct"] if row["answerable"] else not row["refused"])]
+        report["misses"] = [_miss(row) for row in wrong]
     return report
+
+
+def _miss(row: dict) -> dict:
+    item, reply = row["item"], row["reply"]
+    return {
+        "question": item.question,
+        "kind": item.kind,
+        "answers": item.answers,
+        "refused": reply.refused,
+        "text": reply.text,
+        "confidence": None if reply.confidence is None else round(reply.confidence, 4),
+    }
 
 
 def _metrics(rows: list[dict]) -> dict:

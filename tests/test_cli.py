@@ -111,6 +111,23 @@ def test_ask_prints_the_answer_and_its_sources(runner, seeds_dir, index_dir, wor
     assert [line.strip() for line in lines[1:]] == sources
 
 
+def test_eval_misses_show_what_the_bot_said(runner, seeds_dir, index_dir, workdir):
+    qa = workdir / "qa.jsonl"
+    qa.write_text(
+        json.dumps({"question": DOMBRA, "answers": ["her uncle"], "kind": "answerable"}) + "\n"
+        + json.dumps({"question": "Is Sezim married?", "answers": [], "kind": "off_topic"}) + "\n",
+        encoding="utf-8",
+    )
+    shown = invoke(runner, "eval", qa, "--seeds", seeds_dir, "--index", index_dir, "--misses")
+    assert shown.exit_code == 0, shown.output
+    assert "Misses (1):" in shown.stdout
+    assert f"[answerable] {DOMBRA}" in shown.stdout and "expected: her uncle" in shown.stdout
+    assert "Growing up in a small village" in shown.stdout  # what it said instead
+    report = json.loads(invoke(runner, "eval", qa, "--seeds", seeds_dir, "--index", index_dir, "--misses", "--json").stdout)
+    assert [m["question"] for m in report["misses"]] == [DOMBRA]
+    assert report["off_topic_refusal_rate"] == 1.0
+
+
 def test_default_folders_are_seeds_and_index_in_the_current_directory(runner, workdir):
     copy_seeds(SEEDS, workdir / "seeds")
     reply = ask_json(runner, DOMBRA)

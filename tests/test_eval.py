@@ -100,15 +100,31 @@ def run_eval(qa_path: Path, seeds: Path, embedder):
     questions = load_questions(qa_path)
     bot = eval_bot(seeds, Config())
     bot.embedder = embedder  # the same real model, loaded once for the session
-    report = evaluate(bot, questions)
-    wrong = []
-    for item in questions:
-        reply = bot.answer(item.question, item.history)
-        ok = (not reply.refused and contains_gold(reply.text, item.answers)) if item.answers else reply.refused
-        if not ok:
-            said = "REFUSED" if reply.refused else reply.text
-            wrong.append(f"{item.kind}: {item.question!r} -> {said!r} (gold {item.answers})")
+    report = evaluate(bot, questions, misses=True)
+    wrong = [
+        f"{m['kind']}: {m['question']!r} -> {'REFUSED' if m['refused'] else m['text']!r} (gold {m['answers']})"
+        for m in report.pop("misses")
+    ]
     return bot, questions, report, wrong
+
+
+def test_misses_list_exactly_the_questions_handled_wrongly(tmp_path, embedder):
+    path = tmp_path / "qa.jsonl"
+    lines = [
+        {"question": "Who taught her to play the dombra?", "answers": ["her grandmother"], "kind": "answerable"},
+        {"question": "Who taught her to play the dombra?", "answers": ["her uncle"], "kind": "answerable"},
+        {"question": "What's the capital of France?", "answers": [], "kind": "off_topic"},
+        {"question": "What is her debut album called?", "answers": [], "kind": "off_topic"},
+    ]
+    path.write_text("".join(json.dumps(x) + "\n" for x in lines), encoding="utf-8")
+    bot = eval_bot(copy_seeds(SEEDS, tmp_path / "seeds"), Config())
+    bot.embedder = embedder
+    report = evaluate(bot, load_questions(path), misses=True)
+    assert [(m["kind"], m["answers"]) for m in report["misses"]] == [("answerable", ["her uncle"]), ("off_topic", [])]
+    assert not report["misses"][0]["refused"] and "grandmother" in report["misses"][0]["text"]
+    assert "Steppes and Sighs" in report["misses"][1]["text"]
+    assert 0.0 <= report["misses"][1]["confidence"] <= 1.0
+    assert "misses" not in evaluate(bot, load_questions(path))
 
 
 @needs_shared
