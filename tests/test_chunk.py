@@ -27,6 +27,15 @@ def assert_offsets_exact(seed, chunks):
         assert not seed.text[chunk.start].isspace() and not seed.text[chunk.end - 1].isspace()
 
 
+def chunks_of(folder, name, text):
+    """Chunk one seed file written with ``text``; its offsets are checked on the way."""
+    (folder / name).write_text(text, encoding="utf-8")
+    (seed,) = load_seeds(folder)
+    chunks = chunk_seed(seed)
+    assert_offsets_exact(seed, chunks)
+    return seed, chunks
+
+
 def test_every_sentence_points_at_its_exact_place_in_the_file(sezim):
     chunks = chunk_seed(sezim)
     assert len(chunks) > 10
@@ -85,10 +94,7 @@ def test_window_is_the_neighbouring_sentences_of_the_same_paragraph(sezim, windo
 def test_run_on_sentences_are_cut_at_word_boundaries(tmp_path):
     words = [f"word{i}" for i in range(2 * MAX_SENTENCE_WORDS + 30)]
     text = "Intro sentence here.\n\nA list of  " + ",\n".join(words) + ".\n\nThe end."
-    (tmp_path / "long.txt").write_text(text, encoding="utf-8")
-    (seed,) = load_seeds(tmp_path)
-    chunks = chunk_seed(seed)
-    assert_offsets_exact(seed, chunks)
+    _, chunks = chunks_of(tmp_path, "long.txt", text)
     assert all(len(c.text.split()) <= MAX_SENTENCE_WORDS for c in chunks)
     pieces = [c for c in chunks if "word" in c.text]
     assert len(pieces) == 3  # 193 words: three pieces of about 65
@@ -101,10 +107,7 @@ def test_numbering_abbreviations_do_not_end_a_sentence(tmp_path):
         "In 1844 he wrote only the Op. 58 sonata. The Rondo Op. 1. was his first published work. "
         "Nos. 1 and 2 appear on Vol. 2, see p. 12. Her Symphony No. 5 followed."
     )
-    (tmp_path / "works.txt").write_text(text, encoding="utf-8")
-    (seed,) = load_seeds(tmp_path)
-    chunks = chunk_seed(seed)
-    assert_offsets_exact(seed, chunks)
+    _, chunks = chunks_of(tmp_path, "works.txt", text)
     assert [c.text for c in chunks] == [
         "In 1844 he wrote only the Op. 58 sonata.",
         "The Rondo Op. 1. was his first published work.",
@@ -118,10 +121,7 @@ def test_markdown_sentences_point_into_the_markdown_file(tmp_path):
         "# Early years\n\nSezim grew up near **Almaty**. Her grandmother taught her the *dombra*.\n\n"
         "- She first sang at a village wedding.\n- She was nine.\n"
     )
-    (tmp_path / "bio.md").write_text(source, encoding="utf-8")
-    (seed,) = load_seeds(tmp_path)
-    chunks = chunk_seed(seed)
-    assert_offsets_exact(seed, chunks)
+    seed, chunks = chunks_of(tmp_path, "bio.md", source)
     # Blanked markup can leave a space before punctuation ("Almaty ."), see test_ingest.
     texts = [re.sub(r" (?=[.,;:!?])", "", c.text) for c in chunks]
     assert "Her grandmother taught her the dombra." in texts
