@@ -81,6 +81,16 @@ def test_eval_indexes_live_in_the_cache_not_in_the_project(tmp_path):
     assert cache_dir_for(tmp_path / "other" / "seeds") != folder
 
 
+def test_the_fan_question_set_is_well_formed():
+    """tests/data/fan-questions.jsonl (README, "Results"): every gold string is in the seed."""
+    questions = load_questions(Path(__file__).parent / "data" / "fan-questions.jsonl")
+    seed = (SEEDS / SEZIM_FILE).read_text(encoding="utf-8")
+    assert len(questions) == 30 and {q.kind for q in questions} == {"answerable", "off_topic"}
+    for item in questions:
+        assert (item.kind == "answerable") == bool(item.answers)
+        assert all(contains_gold(seed, [gold]) for gold in item.answers), item.question
+
+
 # -- the shared question sets -------------------------------------------------------
 
 
