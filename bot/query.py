@@ -181,7 +181,7 @@ def _last_user_message(history: list[dict] | None) -> str | None:
         if isinstance(message, dict) and message.get("role") == "user":
             content = message.get("content")
             if isinstance(content, str) and content.strip():
-                return normalize_question(content[:MAX_FOLLOW_UP_CHARS])
+                return strip_request_frame(normalize_question(content[:MAX_FOLLOW_UP_CHARS]))
     return None
 
 

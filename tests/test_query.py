@@ -63,6 +63,8 @@ def test_a_follow_up_carries_the_previous_question():
     assert build_query("Was it successful?", history).follow_up_of == "What is her debut album called?"
     assert build_query("Where did Sezim study music?", history).follow_up_of is None
     assert build_query("Was it successful?", None).follow_up_of is None
+    framed = [{"role": "user", "content": "Can you tell me about her debut album?"}]
+    assert build_query("Was it successful?", framed).follow_up_of == "her debut album?"
 
 
 @pytest.mark.parametrize(
