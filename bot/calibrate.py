@@ -19,7 +19,6 @@ import numpy as np
 from .answer import RefusalModel, refusal_features
 from .config import Config
 from .eval import default_seeds_for, eval_bot, load_questions
-from .query import build_query
 
 FEATURES = ("dense", "context_dense", "margin", "unknown_words", "coverage", "unknown_names", "lacks_wanted")
 
@@ -30,7 +29,7 @@ def collect(qa_path: Path, seeds_dir: Path, config: Config) -> list[tuple[dict, 
     retriever = bot.retriever
     samples = []
     for item in load_questions(qa_path):
-        query = build_query(item.question, item.history)
+        query = bot.read(item.question, item.history)
         ranked = retriever.candidates(query)
         if ranked:
             samples.append((refusal_features(query, ranked, retriever), item.kind))

@@ -8,13 +8,30 @@ import threading
 from .answer import Answer, RefusalModel, compose, refusal_features, small_talk
 from .config import Config
 from .embed import Embedder
-from .index import BuildReport, IndexUnavailable, LoadedIndex, load_index, settings_of, stale_files, update_index
+from .index import (
+    BuildReport,
+    IndexUnavailable,
+    LoadedIndex,
+    StringTable,
+    load_index,
+    settings_of,
+    stale_files,
+    update_index,
+)
 from .ingest import load_seeds
 from .persona import Persona, load_persona
-from .query import build_query
+from .query import MIN_TYPO_LETTERS, Query, build_query, correct_typos
 from .retrieve import Passage, Retriever
 
 log = logging.getLogger(__name__)
+
+
+def load_english_words() -> StringTable:
+    """pyspellchecker's English word list (about 160k words) as a compact sorted table (~3 MB)."""
+    from spellchecker import SpellChecker
+
+    words = SpellChecker(language="en", distance=1).word_frequency.dictionary
+    return StringTable(*StringTable.arrays(w for w in words if len(w) >= MIN_TYPO_LETTERS))
 
 
 class Bot:
@@ -32,6 +49,7 @@ class Bot:
         self.persona: Persona = load_persona(self.config.persona_path)
         self.refusal_model = RefusalModel.bundled()
         self._retriever: Retriever | None = None
+        self._english_words: StringTable | None = None
         self._update_lock = threading.Lock()
 
     # -- the index -------------------------------------------------------
@@ -87,7 +105,22 @@ class Bot:
         """The ``k`` seed sentences that best match ``question``, best first."""
         if len(question) > self.config.max_question_chars:
             question = question[: self.config.max_question_chars]
-        return self.retriever.retrieve(question, k=k, history=history)
+        retriever = self.retriever
+        query = self.read(question, history)
+        if not query.question:
+            return []
+        return [retriever.passage(c) for c in retriever.candidates(query)[:k]]
+
+    def read(self, question: str, history: list[dict] | None = None) -> Query:
+        """The question as the bot searches for it: a :class:`Query`, misspelt seed words mended."""
+        words = self.retriever.words
+        return build_query(question, history, spell=lambda text: correct_typos(text, words, self._is_english))
+
+    def _is_english(self, word: str) -> bool:
+        """Whether ``word`` (lower case) is an English word; the word list loads on first use."""
+        if self._english_words is None:
+            self._english_words = load_english_words()
+        return word in self._english_words
 
     def answer(self, question: str, history: list[dict] | None = None) -> Answer:
         """Answer a fan's question from the seeds, or refuse in the persona's voice.
@@ -110,6 +143,7 @@ class Bot:
             return reply
 
         retriever = self.retriever
+        query = self.read(question, history)
         ranked = retriever.candidates(query)
         if not ranked:
             return Answer(text=persona.refusal_text(), refused=True, kind="refusal", confidence=0.0)

@@ -229,6 +229,24 @@ def test_question_words_are_not_search_terms(sezim_bot, question):
     assert reply.citations[0].text == "Sezim Baktybekova was a talented young singer from rural Kazakhstan."
 
 
+@pytest.mark.parametrize(
+    "typed, meant",
+    [
+        ("Where is Sezm from?", "Where is Sezim from?"),
+        ("Who taught Sezim to play the dombro?", DOMBRA),
+        ("What is her debut albm called?", ALBUM),
+    ],
+)
+def test_misspelt_seed_words_get_the_same_answer(sezim_bot, typed, meant):
+    assert sezim_bot.answer(typed).to_dict() == sezim_bot.answer(meant).to_dict()
+    assert [p.start for p in sezim_bot.retrieve(typed)] == [p.start for p in sezim_bot.retrieve(meant)]
+
+
+@pytest.mark.parametrize("question", ["Is Sezim maried?", "Does she play the pianno?", "What did she love about jazz?"])
+def test_mending_typos_never_turns_a_word_into_a_seed_word_it_is_not(sezim_bot, question):
+    assert sezim_bot.read(question).question == question
+
+
 def test_a_question_naming_the_kind_of_answer_is_answered(sezim_bot):
     # "cause" appears nowhere in the seed: the answer names the cause, not the word.
     reply = sezim_bot.answer("What cause is she committed to?")

@@ -184,7 +184,7 @@ def test_chopin_eval_is_consistent_and_grounded(tmp_path, embedder):
 #: Accuracy may move by a question or two across CPUs (near-ties), hence the
 #: small tolerance; the targets themselves are hard floors.
 RESULTS_TABLE = {
-    "chopin": {"answerable_accuracy": 0.796, "off_topic_refusal_rate": 0.995, "false_refusal_rate": 0.007},
+    "chopin": {"answerable_accuracy": 0.798, "off_topic_refusal_rate": 0.995, "false_refusal_rate": 0.007},
     "zelda": {"answerable_accuracy": 0.762, "off_topic_refusal_rate": 1.000, "false_refusal_rate": 0.037},
     "sezim": {"answerable_accuracy": 0.950, "off_topic_refusal_rate": 1.000, "false_refusal_rate": 0.050},
 }
