@@ -244,16 +244,23 @@ class Retriever:
 
 
 def _top_rows(scores: np.ndarray, n: int) -> np.ndarray:
-    """The rows of the ``n`` best scores: the same set as ``argsort(-scores, kind="stable")[:n]``.
+    """The rows of the ``n`` best of non-negative ``scores`` (BM25): the same set as ``argsort(-scores, kind="stable")[:n]``.
 
     Ties at the cut go to the lowest rows, as with a stable sort, but only a
-    partition is needed (a full sort of a million scores takes ~50 ms).
+    partition is needed (a full sort of a million scores takes ~50 ms). Only
+    the positive scores are partitioned: a question's terms leave most rows
+    at exactly zero, and numpy's partition slows down on masses of equal
+    values (18 ms instead of 2 at a million rows).
     """
     if n >= len(scores):
         return np.arange(len(scores))
     if n <= 0:
         return np.zeros(0, dtype=np.int64)
-    cut = float(scores[np.argpartition(scores, len(scores) - n)[len(scores) - n :]].min())
+    positive = np.flatnonzero(scores > 0)
+    if len(positive) <= n:
+        return np.concatenate([positive, np.flatnonzero(scores <= 0)[: n - len(positive)]])
+    values = scores[positive]
+    cut = float(values[np.argpartition(values, len(values) - n)[len(values) - n :]].min())
     above = np.flatnonzero(scores > cut)
     return np.concatenate([above, np.flatnonzero(scores == cut)[: n - len(above)]])
 
