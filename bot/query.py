@@ -94,6 +94,12 @@ def strip_request_frame(question: str) -> str:
 
 #: Shortest word checked for a typo: below it, one edit reaches too many words.
 MIN_TYPO_LETTERS = 4
+#: Longest: hardly a word is longer, and the edits of a pasted 1,000-letter
+#: "word" would take a second.
+MAX_TYPO_LETTERS = 20
+#: Unknown words looked at per question; a question has a typo or two, and
+#: one made of gibberish must stay cheap.
+MAX_TYPO_WORDS = 5
 # A word, with what follows an apostrophe in it ("Sezim's", "wasn't").
 _LETTER_RUN = re.compile(r"([^\W\d_]+)((?:['’][^\W\d_]+)*)")
 _POSSESSIVE = re.compile(r"['’]s", re.I)
@@ -103,7 +109,7 @@ _ALPHABET = frozenset("abcdefghijklmnopqrstuvwxyz")
 def correct_typos(question: str, seed_words: Container[str], is_english: Callable[[str], bool]) -> str:
     """Mend misspelt seed words: "Where is Sezm from?" -> "Where is Sezim from?".
 
-    A word of MIN_TYPO_LETTERS letters or more that the seeds do not use
+    A word of MIN_TYPO_LETTERS to MAX_TYPO_LETTERS letters that the seeds do not use
     becomes the one seed word that is a single edit away (a letter left
     out, added, changed or two swapped, the first letter kept), unless it is
     an English word in its own right: "love" must not become "live". Names
@@ -111,17 +117,23 @@ def correct_typos(question: str, seed_words: Container[str], is_english: Callabl
     something else still reads as one.
     """
 
+    looked_at: dict[str, str | None] = {}
+
     def mend(match: re.Match) -> str:
         word, suffix = match.group(1), match.group(2) or ""
         lower = word.lower()
-        if (suffix and not _POSSESSIVE.fullmatch(suffix)) or len(lower) < MIN_TYPO_LETTERS:
-            return match.group(0)  # a contraction ("wasn't") or a short word
+        if (suffix and not _POSSESSIVE.fullmatch(suffix)) or not MIN_TYPO_LETTERS <= len(lower) <= MAX_TYPO_LETTERS:
+            return match.group(0)  # a contraction ("wasn't"), or too short or long to be a typo
         if lower in seed_words or is_english(lower):
             return match.group(0)
-        near = {w for w in _one_edit(lower) if w[0] == lower[0] and w in seed_words}
-        if len(near) != 1:
+        if lower not in looked_at:
+            if len(looked_at) >= MAX_TYPO_WORDS:
+                return match.group(0)
+            near = {w for w in _one_edit(lower) if w[0] == lower[0] and w in seed_words}
+            looked_at[lower] = near.pop() if len(near) == 1 else None
+        fixed = looked_at[lower]
+        if fixed is None:
             return match.group(0)
-        (fixed,) = near
         return (fixed[0].upper() + fixed[1:] if word[0].isupper() else fixed) + suffix
 
     return _LETTER_RUN.sub(mend, question)

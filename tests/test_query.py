@@ -126,6 +126,18 @@ def test_typos_of_seed_words_are_mended(typed, meant):
     assert correct_typos(typed, SEED_WORDS, ENGLISH.__contains__) == meant
 
 
+def test_typo_mending_looks_at_a_bounded_number_of_words():
+    from bot.query import MAX_TYPO_LETTERS, MAX_TYPO_WORDS
+
+    is_english = ENGLISH.__contains__
+    # The same typo twice is one word looked at, mended in both places.
+    assert correct_typos("Sezm, Sezm!", SEED_WORDS, is_english) == "Sezim, Sezim!"
+    gibberish = " ".join(f"qx{chr(97 + i)}zv" for i in range(MAX_TYPO_WORDS))
+    assert correct_typos(f"{gibberish} Sezm", SEED_WORDS, is_english) == f"{gibberish} Sezm"
+    long_word = "dombra" + "x" * MAX_TYPO_LETTERS
+    assert correct_typos(long_word, SEED_WORDS | {long_word[:-1]}, is_english) == long_word
+
+
 def test_build_query_mends_the_question_and_the_one_it_follows():
     history = [{"role": "user", "content": "What is her debut albm called?"}]
     query = build_query("Was it a sucess?", history, spell=lambda text: correct_typos(text, SEED_WORDS | {"success"}, ENGLISH.__contains__))
