@@ -20,7 +20,7 @@ from .index import (
 )
 from .ingest import load_seeds
 from .persona import Persona, load_persona
-from .query import MIN_TYPO_LETTERS, Query, build_query, correct_typos
+from .query import MIN_TYPO_LETTERS, Query, build_query, clean_question, correct_typos
 from .retrieve import Passage, Retriever
 
 log = logging.getLogger(__name__)
@@ -105,11 +105,7 @@ class Bot:
         """The ``k`` seed sentences that best match ``question``, best first."""
         if len(question) > self.config.max_question_chars:
             question = question[: self.config.max_question_chars]
-        retriever = self.retriever
-        query = self.read(question, history)
-        if not query.question:
-            return []
-        return [retriever.passage(c) for c in retriever.candidates(query)[:k]]
+        return self.retriever.passages(self.read(question, history), k)
 
     def read(self, question: str, history: list[dict] | None = None) -> Query:
         """The question as the bot searches for it: a :class:`Query`, misspelt seed words mended."""
@@ -135,10 +131,10 @@ class Bot:
         if len(question) > self.config.max_question_chars:
             text = persona.say(persona.too_long, limit=self.config.max_question_chars)
             return Answer(text=text, refused=True, kind="invalid")
-        query = build_query(question, history)
-        if not any(ch.isalnum() for ch in query.question):
+        text = clean_question(question)
+        if not any(ch.isalnum() for ch in text):
             return Answer(text=persona.say(persona.empty_question), refused=True, kind="invalid")
-        reply = small_talk(query.question, persona)
+        reply = small_talk(text, persona)
         if reply is not None:
             return reply
 

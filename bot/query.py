@@ -34,11 +34,20 @@ _CAPITALISED = re.compile(r"\b[A-Z][\w'’-]+")
 # the words after "what"/"which" name the kind of thing asked for. The answer
 # names an instance ("preserving the heritage"), so it need not repeat them.
 _ANSWER_TYPE = re.compile(r"\b(?:what|which)\s+(?:(?:kinds?|types?|sorts?|forms?)\s+of\s+)?(\w+)(?:\s+(\w+))?", re.I)
+#: Words of a question's syntax, not its topic: question words, auxiliaries
+#: and personal pronouns ("she" is the artist in every sentence). As search
+#: terms they find sentences by accident ("Who is Sezim?" matched "listeners
+#: ... who were captivated"); absent from a short seed, they would count as
+#: words the seeds don't know. The retriever leaves them out of a question's
+#: BM25 terms.
+QUESTION_STOPWORDS = frozenset(
+    "what which who whom whose when where why how do does did has have had were been being am "
+    "can could would should may might must shall "
+    "i me my you your he him his she her hers herself himself we us our they them their its itself".split()
+)
 # Words that end the answer-type phrase: "What is...", "Which of her...".
-_NOT_ANSWER_TYPE = frozenset(
-    "is was are were be been am did does do has have had can could will would shall should may might must "
-    "a an the of in on at to for with by from about as "
-    "her his their its our my your she he they it we you i this that these those".split()
+_NOT_ANSWER_TYPE = QUESTION_STOPWORDS | frozenset(
+    "is was are be will a an the of in on at to for with by from about as it this that these those".split()
 )
 _WORD = re.compile(r"\w+")
 
@@ -151,6 +160,11 @@ def _one_edit(word: str) -> set[str]:
     ) - {word}
 
 
+def clean_question(text: str) -> str:
+    """The question as the bot reads it: normalised, without markup or a polite frame."""
+    return strip_request_frame(normalize_question(text))
+
+
 def words(text: str) -> set[str]:
     """Lower-cased words of a text."""
     return {w.lower() for w in _WORD.findall(text)}
@@ -221,7 +235,7 @@ def build_query(
     searched for, so the fan's previous question is searched along with it.
     ``spell``, when given, mends typos in both (see :func:`correct_typos`).
     """
-    question = strip_request_frame(normalize_question(question))
+    question = clean_question(question)
     previous = _last_user_message(history)
     if spell is not None:
         question = spell(question)
@@ -247,7 +261,7 @@ def _last_user_message(history: list[dict] | None) -> str | None:
         if isinstance(message, dict) and message.get("role") == "user":
             content = message.get("content")
             if isinstance(content, str) and content.strip():
-                return strip_request_frame(normalize_question(content[:MAX_FOLLOW_UP_CHARS]))
+                return clean_question(content[:MAX_FOLLOW_UP_CHARS])
     return None
 
 

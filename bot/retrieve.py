@@ -20,22 +20,10 @@ import Stemmer
 from .config import Config
 from .embed import Embedder
 from .index import APPROXIMATE_INDEX, LoadedIndex, lexical_tokens
-from .query import Query, build_query, offers, words
+from .query import QUESTION_STOPWORDS, Query, build_query, offers, words
 
 #: Share of sentences above which a term counts as ubiquitous (see unknown_terms).
 _UBIQUITOUS = 0.25
-
-#: Words of a question's syntax, not its topic: question words, auxiliaries
-#: and personal pronouns ("she" is the artist in every sentence). As search
-#: terms they find sentences by accident ("Who is Sezim?" matched "listeners
-#: ... who were captivated"); absent from a short seed, they would count as
-#: words the seeds don't know. Left out of the question's BM25 terms only.
-QUESTION_STOPWORDS = frozenset(
-    "what which who whom whose when where why how do does did has have had were been being am "
-    "can could would should may might must shall "
-    "i me my you your he him his she her hers herself himself we us our they them their its itself".split()
-)
-
 
 @dataclass(frozen=True)
 class Passage:
@@ -237,7 +225,10 @@ class Retriever:
 
     def retrieve(self, question: str, k: int = 5, history: list[dict] | None = None) -> list[Passage]:
         """The ``k`` passages that best match ``question``, best first."""
-        query = build_query(question, history)
+        return self.passages(build_query(question, history), k)
+
+    def passages(self, query: Query, k: int = 5) -> list[Passage]:
+        """The ``k`` passages that best match ``query``, best first (none for an empty question)."""
         if not query.question:
             return []
         return [self.passage(c) for c in self.candidates(query)[:k]]
