@@ -30,6 +30,11 @@ SHARED = ROOT.parent / "shared"
 EVAL = SHARED / "eval"
 SEZIM_FILE = "sezim-baktybekova.txt"
 
+#: Questions many tests ask: one the seed answers, one it must refuse, and markup.
+DOMBRA = "Who taught Sezim to play the dombra?"
+FRANCE = "What's the capital of France?"
+XSS = "<img src=x onerror=alert(1)>"
+
 needs_shared = pytest.mark.skipif(not EVAL.is_dir(), reason=f"the shared evaluation data is not at {EVAL}")
 
 

@@ -9,9 +9,8 @@ import pytest
 import bot as bot_package
 from bot import Answer, Passage
 
-from conftest import SEEDS, SEZIM_FILE, assert_quoted_verbatim, copy_seeds
+from conftest import DOMBRA, SEEDS, SEZIM_FILE, assert_quoted_verbatim, copy_seeds
 
-DOMBRA = "Who taught Sezim to play the dombra?"
 ALBUM = "What is her debut album called?"
 
 QUESTIONS = [

@@ -13,11 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import start_server, stop_server
+from conftest import DOMBRA, FRANCE, ROOT, XSS, start_server, stop_server
 
 pytestmark = pytest.mark.browser
 
-ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -29,9 +28,6 @@ CHROMIUM_ARGS = [
 ]
 SCREENSHOT = ROOT / ".github" / "chat.png"
 
-DOMBRA = "Who taught Sezim to play the dombra?"
-FRANCE = "What's the capital of France?"
-XSS = "<img src=x onerror=alert(1)>"
 # A seed with markup in it: it must be quoted as text, never run.
 HTML_SEED = (
     "Sezim's fan club newsletter is called <b>Steppe Notes</b><img src=x onerror=alert('seed')>, "

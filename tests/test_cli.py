@@ -14,9 +14,8 @@ from click.testing import CliRunner
 import bot.core
 from bot.cli import cli
 
-from conftest import SEEDS, SEZIM_FILE, assert_quoted_verbatim, copy_seeds, run_bot
+from conftest import DOMBRA, SEEDS, SEZIM_FILE, assert_quoted_verbatim, copy_seeds, run_bot
 
-DOMBRA = "Who taught Sezim to play the dombra?"
 SUMMARY = re.compile(
     r"Index updated: (\d+) added, (\d+) changed, (\d+) removed, (\d+) unchanged; "
     r"(\d+) chunks \((\d+) embedded\) in \d+\.\ds\."

@@ -24,9 +24,8 @@ from bot.index import current_generation, load_index, settings_of, stale_files
 from bot.ingest import load_seeds
 from bot.ui import IndexStatus, SeedWatcher, index_write_problem, status_html
 
-from conftest import SEEDS, SEZIM_FILE, assert_quoted_verbatim, bot_command, bot_env, copy_seeds, free_port
+from conftest import DOMBRA, SEEDS, SEZIM_FILE, assert_quoted_verbatim, bot_command, bot_env, copy_seeds, free_port
 
-DOMBRA = "Who taught Sezim to play the dombra?"
 CAT = "What is the name of Sezim's cat?"
 
 

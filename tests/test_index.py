@@ -25,9 +25,8 @@ from bot.chunk import chunk_seed
 from bot.index import ARTIFACTS, FORMAT_VERSION, IndexUnavailable, load_index, settings_of, update_index
 from bot.ingest import load_seeds
 
-from conftest import SEEDS, SEZIM_FILE, bot_command, bot_env, copy_seeds
+from conftest import DOMBRA, SEEDS, SEZIM_FILE, bot_command, bot_env, copy_seeds
 
-DOMBRA = "Who taught Sezim to play the dombra?"
 
 
 def generations(index: Path) -> set[str]:

@@ -3,7 +3,6 @@
 import shutil
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
@@ -12,10 +11,8 @@ gradio_client = pytest.importorskip("gradio_client")
 from bot import Bot, Config  # noqa: E402
 from bot.ui import IndexStatus, SeedWatcher, status_html  # noqa: E402
 
-from conftest import start_server, stop_server
+from conftest import DOMBRA, ROOT, start_server, stop_server
 
-ROOT = Path(__file__).resolve().parents[1]
-DOMBRA = "Who taught Sezim to play the dombra?"
 CAT = "What is the name of Sezim's cat?"
 #: Longest any one answer may take while the index is being updated. The
 #: issue asks for under a second; the margin absorbs a loaded test machine.

@@ -24,9 +24,8 @@ from bot.index import (
 from bot.query import words
 from bot.retrieve import _top_rows
 
-from conftest import SEEDS, SEZIM_FILE
+from conftest import DOMBRA, SEEDS, SEZIM_FILE
 
-DOMBRA = "Who taught Sezim to play the dombra?"
 
 
 def live(index: Path) -> Path:

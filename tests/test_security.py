@@ -36,9 +36,8 @@ from bot.ui import (  # noqa: E402
     parse_auth,
 )
 
-from conftest import ROOT, SEEDS, SEZIM_FILE, bot_command, bot_env, copy_seeds, free_port  # noqa: E402
+from conftest import DOMBRA, ROOT, SEEDS, SEZIM_FILE, bot_command, bot_env, copy_seeds, free_port  # noqa: E402
 
-DOMBRA = "Who taught Sezim to play the dombra?"
 #: Written into files the server must never hand out; no response may contain it.
 MARKER = "MARKER-3f9c1e-never-served"
 

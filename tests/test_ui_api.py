@@ -8,7 +8,6 @@ import html
 import logging
 import re
 import shutil
-from pathlib import Path
 
 import pytest
 
@@ -28,12 +27,8 @@ from bot.ui import (  # noqa: E402
     user_message,
 )
 
-from conftest import free_port  # noqa: E402
+from conftest import DOMBRA, FRANCE, ROOT, XSS, free_port  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-DOMBRA = "Who taught Sezim to play the dombra?"
-FRANCE = "What's the capital of France?"
-XSS = "<img src=x onerror=alert(1)>"
 
 
 @pytest.fixture(scope="module")
