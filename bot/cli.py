@@ -180,14 +180,44 @@ def calibrate(eval_dir, output, seeds_dir, index_dir, model, verbose):
     click.echo(json.dumps(result, indent=1))
 
 
+class _Account(click.ParamType):
+    """``USER:PASSWORD``, checked by :func:`bot.serve.parse_auth` (one clear message for every source)."""
+
+    name = "USER:PASSWORD"
+
+    def split_envvar_value(self, rv: str) -> list[str]:
+        # BOT_AUTH holds one account, whole: a password may hold spaces.
+        return [rv]
+
+
+class _PerMinute(click.IntRange):
+    """Questions a minute, 0 or more; a bad ``BOT_RATE_LIMIT`` is named as such, not as ``--rate-limit``."""
+
+    def __init__(self):
+        super().__init__(min=0)
+
+    def convert(self, value, param, ctx):
+        try:
+            return super().convert(value, param, ctx)
+        except click.BadParameter:
+            if ctx is None or ctx.get_parameter_source(param.name) is not click.core.ParameterSource.ENVIRONMENT:
+                raise
+        try:
+            int(value)
+        except ValueError:
+            raise click.ClickException(
+                "BOT_RATE_LIMIT must be a whole number of questions per minute (0: no limit).") from None
+        raise click.ClickException("BOT_RATE_LIMIT must be 0 or more.")
+
+
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on; use 0.0.0.0 to let other machines connect.")
 @click.option("--port", default=7860, show_default=True, help="Port to listen on.")
-@click.option("--auth", "accounts", multiple=True, metavar="USER:PASSWORD",
+@click.option("--auth", "accounts", multiple=True, type=_Account(), envvar="BOT_AUTH",
               help="Require this login for the page and the API (repeat for more accounts). "
                    "Default: $BOT_AUTH, else no password.")
-@click.option("--rate-limit", type=click.IntRange(min=0), default=None, metavar="N",
+@click.option("--rate-limit", type=_PerMinute(), envvar="BOT_RATE_LIMIT", default=None, metavar="N",
               help="Questions per minute per client IP, chat and API together; 0: no limit. "
                    "Default: $BOT_RATE_LIMIT, else 30.")
 @common_options
@@ -197,25 +227,14 @@ def serve(host, port, accounts, rate_limit, seeds_dir, index_dir, model, verbose
     Builds or updates the index first, then serves http://HOST:PORT/ until
     Ctrl+C. Answers are also an API: see the README for the gradio_client call.
     """
-    import os
-
     _setup_logging(max(verbose, 1))
-    from .ui import DEFAULT_RATE_LIMIT, ServeError, parse_auth
-    from .ui import serve as run_server
+    from .serve import DEFAULT_RATE_LIMIT, ServeError, parse_auth
+    from .serve import serve as run_server
 
     try:
-        if not accounts and os.environ.get("BOT_AUTH"):
-            accounts = (os.environ["BOT_AUTH"],)
-        if rate_limit is None:
-            try:
-                rate_limit = int(os.environ.get("BOT_RATE_LIMIT") or DEFAULT_RATE_LIMIT)
-            except ValueError:
-                raise ServeError("BOT_RATE_LIMIT must be a whole number of questions per minute (0: no limit).") \
-                    from None
-            if rate_limit < 0:
-                raise ServeError("BOT_RATE_LIMIT must be 0 or more.")
         run_server(make_config(seeds_dir, index_dir, model), host=host, port=port,
-                   auth=parse_auth(accounts) or None, rate_limit=rate_limit)
+                   auth=parse_auth(accounts) or None,
+                   rate_limit=DEFAULT_RATE_LIMIT if rate_limit is None else rate_limit)
     except ServeError as error:
         raise click.ClickException(str(error)) from None
 
