@@ -22,7 +22,7 @@ import pytest
 from bot import Bot, Config
 from bot.index import current_generation, load_index, settings_of, stale_files
 from bot.ingest import load_seeds
-from bot.ui import IndexStatus, SeedWatcher, index_write_problem, status_html
+from bot.serve.watch import IndexStatus, SeedWatcher, index_write_problem, status_html
 
 from conftest import DOMBRA, SEEDS, SEZIM_FILE, assert_quoted_verbatim, bot_command, bot_env, copy_seeds, free_port
 

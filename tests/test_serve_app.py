@@ -1,34 +1,22 @@
-"""The chat app's named API endpoint ``/ask``, called with ``gradio_client``, and the chat's rendering.
+"""The chat app: its handlers called directly, and the named API endpoint ``/ask`` through ``gradio_client``.
 
-The app is built with :func:`bot.ui.build_app` over a copy of the real seeds
-(real model, real FAISS index) and served on a free loopback port.
+The app is built with :func:`bot.serve.build_app` over a copy of the real seeds
+(real model, real FAISS index) and served on a free loopback port; the
+handlers (:class:`bot.serve.ChatHandlers`) are tested over the same bot.
 """
 
-import html
 import logging
-import re
 import shutil
+from types import SimpleNamespace
 
+import gradio as gr
 import pytest
+from conftest import DOMBRA, FRANCE, ROOT, XSS, free_port
 
-gr = pytest.importorskip("gradio")
-gradio_client = pytest.importorskip("gradio_client")
-
-from bot import Bot, Config  # noqa: E402
-from bot.answer import Answer  # noqa: E402
-from bot.retrieve import Passage  # noqa: E402
-from bot.ui import (  # noqa: E402
-    answer_messages,
-    as_text,
-    build_app,
-    chat_history,
-    sources_markdown,
-    sources_title,
-    user_message,
-)
-
-from conftest import DOMBRA, FRANCE, ROOT, XSS, free_port  # noqa: E402
-
+from bot import Bot, Config
+from bot.answer import Answer
+from bot.serve import ChatHandlers, IndexStatus, RateLimiter, build_app
+from bot.serve.render import render_chat
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +37,7 @@ def served(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def client(served):
+    gradio_client = pytest.importorskip("gradio_client")
     return gradio_client.Client(served[1], verbose=False)
 
 
@@ -129,7 +118,7 @@ def test_errors_become_a_short_apology(client, served, monkeypatch, caplog):
         raise RuntimeError("disk on fire")
 
     monkeypatch.setattr(chat_bot, "answer", broken)
-    with caplog.at_level(logging.ERROR, logger="bot.ui"):
+    with caplog.at_level(logging.ERROR, logger="bot.serve.app"):
         result = client.predict(question=DOMBRA, api_name="/ask")
     assert result["text"] == chat_bot.persona.say(chat_bot.persona.error)
     assert result["kind"] == "error" and result["refused"] is True
@@ -138,88 +127,122 @@ def test_errors_become_a_short_apology(client, served, monkeypatch, caplog):
     assert any("disk on fire" in (r.exc_text or "") or r.exc_info for r in caplog.records)
 
 
-# -- what the chat shows (the browser test checks it in a real page) -----------------
 
 
-def rendered_text(markup: str) -> str:
-    """What a browser shows for ``markup`` that holds no tags: entities decoded."""
-    return html.unescape(markup)
+# -- the handlers, called directly (what each event of the page does) ---------------
 
 
-def test_fan_text_is_escaped():
-    for text in (
-        XSS,
-        "<script>alert(1)</script>",
-        "**bold** _it_ `code` [link](javascript:alert(1)) ![i](x) $$x$$ ~~s~~ a|b &amp; %%%LATEX_BLOCK_0%%%",
-        "# heading",
-        "1. list",
-        "- list",
-    ):
-        shown = user_message(text)["content"]
-        assert "<" not in shown and ">" not in shown
-        assert not re.search(r"[*_`\[\]$~|&]|%%|^([#-]|\d+[.)])", re.sub(r"&#\d+;", "", shown)), "no markup survives"
-        assert rendered_text(shown) == text
-    # Ordinary text stays as it is.
-    assert as_text("What's the capital of France? Sälem — 50% (ok), a-b.") == (
-        "What's the capital of France? Sälem — 50% (ok), a-b."
-    )
+def request_from(host: str, **headers) -> SimpleNamespace:
+    """What the handlers read of Gradio's request: the client's address and the headers."""
+    return SimpleNamespace(client=SimpleNamespace(host=host), headers=headers)
 
 
-def test_long_messages_are_shortened_in_the_chat():
-    shown = rendered_text(user_message("a" * 5000)["content"])
-    assert len(shown) < 500 and shown.endswith("…")
+@pytest.fixture
+def handlers(served):
+    return ChatHandlers(served[0])
 
 
-def test_sources_highlight_the_sentence_and_escape_the_seed():
-    passage = Passage(
-        text="She played <b>loud</b>.",
-        source="a<b>_*.txt",
-        start=10,
-        end=33,
-        score=1.0,
-        before="Before <img src=x onerror=alert(1)>.",
-        after="After.",
-    )
-    markup = sources_markdown([passage])
-    assert "<" not in markup and ">" not in markup.replace("\n\n> ", "")
-    # The answering sentence is the bold one, in its context, under its place in the file.
-    assert "*characters 10–33*" in markup
-    assert "Before &#60;img src=x onerror=alert(1)&#62;. **She played &#60;b&#62;loud&#60;/b&#62;.** After." in markup
+def test_respond_shows_the_question_at_once_then_the_answer(handlers):
+    box, shown, turns = next(steps := handlers.respond(DOMBRA, [], None))
+    assert box == "" and turns == []
+    assert shown == [{"role": "user", "content": DOMBRA}]
+    box, shown, turns = next(steps)
+    assert box == gr.skip()  # the fan may be typing the next question already
+    (turn,) = turns
+    assert turn["question"] == DOMBRA and turn["answer"].kind == "answer"
+    assert "grandmother" in turn["answer"].text
+    assert shown == render_chat(turns, handlers.bot.persona)
+    assert shown[-1]["metadata"]["title"] == "Source: sezim-baktybekova.txt"
+    assert list(steps) == []
+    # The next question extends the same conversation, and the bot reads it as history.
+    *_, (_, _, more) = handlers.respond(FRANCE, turns, None)
+    assert [t["question"] for t in more] == [DOMBRA, FRANCE]
+    assert more[1]["answer"].kind == "refusal"
 
 
-def test_sources_name_their_files_and_quote_neighbours_together():
-    first = Passage(text="One.", source="a.txt", start=0, end=4, score=1.0, after="Two.")
-    second = Passage(text="Two.", source="a.txt", start=5, end=9, score=1.0, before="One.", after="Three.")
-    other = Passage(text="Else.", source="b_*.md", start=0, end=5, score=1.0)
-    assert sources_markdown([first, second]) == "*characters 0–9*\n\n> **One. Two.** Three."
-    markup = sources_markdown([first, other])
-    assert "*a.txt · characters 0–4*" in markup and "*b&#95;&#42;.md · characters 0–5*" in markup
-    assert sources_title([first, other]) == "Sources: a.txt, b&#95;&#42;.md"
+def test_respond_escapes_the_question_and_offers_questions_on_refusal(handlers):
+    *_, (_, shown, turns) = handlers.respond(XSS, [], None)
+    assert "<" not in shown[0]["content"] and "&#60;img" in shown[0]["content"]
+    assert turns[0]["answer"].refused is True
+    *_, (_, shown, turns) = handlers.respond(FRANCE, [], None)
+    assert turns[0]["answer"].kind == "refusal"
+    assert [o["value"] for o in shown[1]["options"]] == list(handlers.bot.persona.example_questions[:3])
+    # None (an emptied box) is an empty question, not a crash.
+    *_, (_, _, empty) = handlers.respond(None, [], None)
+    assert empty[0]["question"] == "" and empty[0]["answer"].refused is True
 
 
-def test_answer_messages_fold_the_sources_and_refusals_offer_questions(served):
+def test_a_failure_while_showing_the_answer_is_an_apology(handlers, monkeypatch, caplog):
+    import bot.serve.app as app_module
+
+    calls = []
+
+    def fails_the_second_time(turns, persona):
+        calls.append(turns)
+        if len(calls) > 1:
+            raise RuntimeError("rendering broke")
+        return []
+
+    monkeypatch.setattr(app_module, "render_chat", fails_the_second_time)
+    with caplog.at_level(logging.ERROR, logger="bot.serve.app"):
+        *_, (box, shown, turns) = handlers.respond(DOMBRA, [], None)
+    persona = handlers.bot.persona
+    assert box == gr.skip()
+    assert [t["question"] for t in turns] == [DOMBRA]  # the answer is kept; the next render shows it
+    assert shown[-1] == {"role": "assistant", "content": persona.say(persona.error)}
+    assert any("Showing an answer failed" in r.getMessage() for r in caplog.records)
+
+
+def test_picked_asks_the_clicked_question(handlers):
+    for value in ({"text": DOMBRA}, {"value": DOMBRA}, DOMBRA):
+        *_, (_, _, turns) = handlers.picked(SimpleNamespace(value=value), [], None)
+        assert turns[0]["question"] == DOMBRA and turns[0]["answer"].kind == "answer"
+
+
+def test_new_chat_empties_the_chat_state_and_box(handlers):
+    assert handlers.new_chat() == ([], [], "")
+
+
+def test_ask_limits_each_client_but_not_this_machine(served):
     chat_bot, _ = served
-    persona = chat_bot.persona
-    passage = Passage(text="Her grandmother taught her.", source="s.txt", start=0, end=27, score=1.0)
-    answer = Answer(text=passage.text, refused=False, citations=[passage])
-    reply, sources = answer_messages(answer, persona)
-    assert reply["role"] == sources["role"] == "assistant"
-    assert sources["metadata"]["status"] == "done"  # folded until clicked
-    assert sources["metadata"]["title"] == "Source: s.txt"
+    handlers = ChatHandlers(chat_bot, rate_limit=RateLimiter(2))
+    fan = request_from("203.0.113.5")
+    kinds = [handlers.ask(DOMBRA, None, fan)["kind"] for _ in range(3)]
+    assert kinds == ["answer", "answer", "rate_limited"]
+    slowed = handlers.ask(DOMBRA, None, fan)
+    assert slowed["text"] == chat_bot.persona.say(chat_bot.persona.slow_down) and slowed["refused"] is True
+    assert handlers.ask(DOMBRA, None, request_from("203.0.113.6"))["kind"] == "answer"
+    # This machine without a proxy header, and a call with no request, are not limited ...
+    for request in (request_from("127.0.0.1"), None):
+        assert [handlers.ask(DOMBRA, None, request)["kind"] for _ in range(3)] == ["answer"] * 3
+    # ... but a request that came through a proxy is (uvicorn has put the fan's address
+    # from X-Forwarded-For in client.host already; here the proxy gave none it trusts).
+    proxied = request_from("127.0.0.1", **{"x-forwarded-for": "203.0.113.7"})
+    assert [handlers.ask(DOMBRA, None, proxied)["kind"] for _ in range(3)] == ["answer", "answer", "rate_limited"]
 
-    refusal = Answer(text=persona.refusal_text(), refused=True, kind="refusal")
-    (message,) = answer_messages(refusal, persona)
-    assert [o["value"] for o in message["options"]] == list(persona.example_questions[:3])
+
+def test_ask_passes_only_well_formed_history(served, monkeypatch):
+    chat_bot, _ = served
+    seen = []
+    monkeypatch.setattr(chat_bot, "answer", lambda question, history=None: seen.append((question, history))
+                        or Answer(text="ok", refused=False))
+    handlers = ChatHandlers(chat_bot)
+    good = {"role": "user", "content": "What is her debut album called?"}
+    assert handlers.ask(DOMBRA, [good, {"role": "user"}, "junk"])["text"] == "ok"
+    handlers.ask(None, "not a list")
+    assert seen == [(DOMBRA, [good]), ("", [])]
 
 
-def test_chat_history_is_plain_messages():
-    turns = [
-        {"question": "Q1", "answer": Answer(text="A1", refused=False)},
-        {"question": XSS, "answer": Answer(text="No.", refused=True, kind="refusal")},
-    ]
-    assert chat_history(turns) == [
-        {"role": "user", "content": "Q1"},
-        {"role": "assistant", "content": "A1"},
-        {"role": "user", "content": XSS},
-        {"role": "assistant", "content": "No."},
-    ]
+def test_page_load_and_status_polling(served):
+    chat_bot, _ = served
+    status = IndexStatus()
+    handlers = ChatHandlers(chat_bot, status)
+    header, chat, line, version = handlers.page_load()
+    assert chat_bot.persona.bot_name in header
+    assert chat.placeholder.startswith(f"**{chat_bot.persona.bot_name}**")
+    assert chat.examples == [{"text": q} for q in chat_bot.persona.example_questions]
+    assert "Answering from" in line and version == status.version == 0
+    assert handlers.poll_status(version) == (gr.skip(), gr.skip())  # nothing new: the page is left alone
+    status.updated("1 file changed")
+    line, version = handlers.poll_status(0)
+    assert version == 1 and "Index updated at" in line
