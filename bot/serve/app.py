@@ -20,6 +20,7 @@ import gradio as gr
 
 from ..answer import Answer
 from ..core import Bot
+from ..persona import Persona
 from . import gradio_fixes
 from .guard import (
     LOGIN_ATTEMPTS_PER_MINUTE,
@@ -228,32 +229,8 @@ def build_app(bot: Bot, status: IndexStatus | None = None, rate_limit: RateLimit
         seen_version = gr.State(-1)
 
         header = gr.HTML(header_html(persona), elem_id="bot-header")
-        chatbot = gr.Chatbot(
-            value=[],
-            elem_id="chat",
-            show_label=False,
-            height="62vh",
-            min_height=360,
-            layout="bubble",
-            placeholder=placeholder_markdown(persona),
-            examples=[{"text": q} for q in persona.example_questions],
-            # Everything shown is escaped already; keep Gradio's own safety net too.
-            sanitize_html=True,
-            allow_tags=False,
-            latex_delimiters=[],
-            buttons=[],
-            feedback_options=None,
-            group_consecutive_messages=True,
-        )
-        question_box = gr.Textbox(
-            placeholder=f"Ask about {persona.artist_name}…",
-            show_label=False,
-            lines=1,
-            max_lines=5,
-            autofocus=True,
-            submit_btn="Ask",
-            elem_id="question",
-        )
+        chatbot = _chatbot(persona)
+        question_box = _question_box(persona)
         with gr.Row(elem_id="status-row"):
             status_line = gr.HTML(status_html(bot, handlers.status), elem_id="index-status")
             clear_button = gr.Button("New chat", size="sm", variant="secondary", elem_id="new-chat", scale=0)
@@ -282,3 +259,37 @@ def build_app(bot: Bot, status: IndexStatus | None = None, rate_limit: RateLimit
               status_update_rate=QUEUE_STATUS_SECONDS)
     gradio_fixes.apply_fixes(app)
     return app
+
+
+def _chatbot(persona: Persona) -> gr.Chatbot:
+    """The chat itself, in the page being laid out: shows only text escaped by :mod:`.render`."""
+    return gr.Chatbot(
+        value=[],
+        elem_id="chat",
+        show_label=False,
+        height="62vh",
+        min_height=360,
+        layout="bubble",
+        placeholder=placeholder_markdown(persona),
+        examples=[{"text": q} for q in persona.example_questions],
+        # Everything shown is escaped already; keep Gradio's own safety net too.
+        sanitize_html=True,
+        allow_tags=False,
+        latex_delimiters=[],
+        buttons=[],
+        feedback_options=None,
+        group_consecutive_messages=True,
+    )
+
+
+def _question_box(persona: Persona) -> gr.Textbox:
+    """Where the fan types, in the page being laid out."""
+    return gr.Textbox(
+        placeholder=f"Ask about {persona.artist_name}…",
+        show_label=False,
+        lines=1,
+        max_lines=5,
+        autofocus=True,
+        submit_btn="Ask",
+        elem_id="question",
+    )

@@ -21,7 +21,7 @@ ECHO_CHARS = 400
 HISTORY_MESSAGES = 20
 #: Longest message of that history, in characters. The bot reads only the
 #: fan's previous question from it, and a question over 1000 characters is not
-#: answered anyway; a megabyte pasted there would cost seconds of CPU each time.
+#: answered anyway; a huge paste there would otherwise be read at every question.
 HISTORY_MESSAGE_CHARS = 4000
 
 
