@@ -12,6 +12,7 @@ from disk is served, nothing is uploaded, request bodies and login attempts
 are limited (:mod:`bot.serve.guard`).
 """
 
+import json
 import logging
 import os
 from pathlib import Path
@@ -117,10 +118,58 @@ class ChatApp(gr.Blocks):
         middleware = [Middleware(BodyLimit, max_bytes=MAX_REQUEST_BYTES)]
         if kwargs.get("auth"):
             middleware.append(Middleware(LoginThrottle, limiter=RateLimiter(LOGIN_ATTEMPTS_PER_MINUTE)))
+        middleware.append(Middleware(OptionalHistory))
         app_kwargs = dict(kwargs.get("app_kwargs") or {})
         app_kwargs["middleware"] = [*middleware, *app_kwargs.get("middleware", [])]
         kwargs["app_kwargs"] = app_kwargs
         return super().launch(*args, **kwargs)
+
+
+class OptionalHistory:
+    """ASGI middleware: ``POST /gradio_api/call/ask`` with the question alone gets no history.
+
+    ``gradio_client`` fills in the optional ``history``; Gradio's plain HTTP
+    route does not, and answers ``{"data": ["..."]}`` (all a curl user sends)
+    with an empty error. This adds the missing ``null``, nothing else; the
+    body is already capped by :class:`~bot.serve.guard.BodyLimit`, which runs
+    first.
+    """
+
+    ROUTE = "/gradio_api/call/ask"
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["method"] != "POST" or not scope["path"].rstrip("/").endswith(self.ROUTE):
+            await self.app(scope, receive, send)
+            return
+        chunks, message = [], {"more_body": True}
+        while message.get("more_body"):
+            message = await receive()
+            if message["type"] != "http.request":  # the client went away
+                return
+            chunks.append(message.get("body", b""))
+        body = b"".join(chunks)
+        try:
+            payload = json.loads(body)
+        except ValueError:
+            payload = None  # Gradio answers it as it would have
+        if isinstance(payload, dict) and isinstance(payload.get("data"), list) and len(payload["data"]) == 1:
+            payload["data"].append(None)
+            body = json.dumps(payload).encode()
+            headers = [(k, v) for k, v in scope["headers"] if k.lower() != b"content-length"]
+            scope = {**scope, "headers": [*headers, (b"content-length", str(len(body)).encode())]}
+        replayed = False
+
+        async def replay():
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
 
 
 class ChatHandlers:
@@ -164,6 +213,9 @@ class ChatHandlers:
         """
         persona = self.bot.persona
         question = "" if question is None else str(question)
+        if not question.strip():  # nothing asked: no empty bubble, only the box cleared
+            yield "", render_chat(turns, persona), turns
+            return
         shown = render_chat(turns, persona) + [user_message(question)]
         yield "", shown, turns
         try:
@@ -289,7 +341,9 @@ def _question_box(persona: Persona) -> gr.Textbox:
         show_label=False,
         lines=1,
         max_lines=5,
-        autofocus=True,
+        # No autofocus: on a phone the focused box scrolls the page past the
+        # bot's name and opens the keyboard before the fan has read anything.
+        autofocus=False,
         submit_btn="Ask",
         elem_id="question",
     )

@@ -137,15 +137,19 @@ def chat_history(turns: list[dict]) -> list[dict]:
 def header_html(persona: Persona) -> str:
     """The title block: the persona's name, who it is about, and its greeting."""
     initial = as_text(persona.bot_name[:1].upper() or "?")
+    # The greeting goes under the name, across the whole width: beside the
+    # avatar it would be squeezed into a narrow column on a phone.
     return (
         '<div class="bot-header">'
+        '<div class="bot-title">'
         f'<div class="bot-avatar" aria-hidden="true">{initial}</div>'
         '<div class="bot-intro">'
         f'<h1 class="bot-name">{as_text(persona.bot_name)}</h1>'
         f'<p class="bot-tagline">Fan guide to {as_text(persona.artist_name)}'
         " &#183; quoted answers, with sources</p>"
-        f'<p class="bot-greeting">{as_text(persona.say(persona.greeting))}</p>'
         "</div></div>"
+        f'<p class="bot-greeting">{as_text(persona.say(persona.greeting))}</p>'
+        "</div>"
     )
 
 
@@ -167,25 +171,52 @@ def api_history(history: object) -> list[dict]:
     ][-HISTORY_MESSAGES:]
 
 
-#: The page's styles: for the markup made here, the index status line and the folded sources.
+#: The page's styles: for the markup made here, the index status line, the
+#: folded sources, and Gradio's chat where its own look does not fit a phone.
 CSS = """
 .gradio-container { max-width: 880px !important; margin: 0 auto !important; }
-.bot-header { display: flex; gap: 16px; align-items: flex-start; padding: 6px 4px 2px; }
-.bot-avatar { flex: none; width: 52px; height: 52px; border-radius: 50%; display: flex;
-  align-items: center; justify-content: center; font-size: 24px; font-weight: 700; color: #fff;
+/* Gradio's 32 px side margins would leave a phone's messages a narrow column.
+   (Not in the media query below: Gradio scopes those rules to the page's content.) */
+.gradio-container .main { padding-left: clamp(8px, 2.5vw, 32px) !important;
+  padding-right: clamp(8px, 2.5vw, 32px) !important; }
+.bot-header { padding: 6px 4px 0; }
+.bot-title { display: flex; gap: 14px; align-items: center; }
+.bot-avatar { flex: none; width: 48px; height: 48px; border-radius: 50%; display: flex;
+  align-items: center; justify-content: center; font-size: 22px; font-weight: 700; color: #fff;
   background: linear-gradient(135deg, #d97706, #0f766e); box-shadow: 0 2px 6px rgba(0,0,0,.15); }
 .bot-intro { min-width: 0; }
 .bot-name { margin: 0 !important; font-size: 1.6rem !important; line-height: 1.2; }
-.bot-tagline { margin: 2px 0 6px !important; color: var(--body-text-color-subdued); font-size: .9rem; }
-.bot-greeting { margin: 0 !important; font-size: 1rem; }
-.index-status { display: flex; flex-wrap: wrap; align-items: center; gap: 6px 12px;
+.bot-tagline { margin: 2px 0 0 !important; color: var(--body-text-color-subdued); font-size: .9rem; }
+.bot-greeting { margin: 10px 0 0 !important; font-size: 1rem; line-height: 1.5; }
+/* One line whatever the width: what does not fit ends in an ellipsis (the whole line is its title). */
+.index-status { white-space: nowrap; overflow: hidden; text-overflow: ellipsis; contain: inline-size;
   font-size: .82rem; color: var(--body-text-color-subdued); }
 .index-status .dot { display: inline-block; width: 8px; height: 8px; border-radius: 50%;
   background: #16a34a; margin-right: 6px; }
 .index-status .dot-wait { background: #d97706; }
-.status-note { padding: 1px 8px; border-radius: 999px; }
+.status-note { margin-left: 10px; padding: 1px 8px; border-radius: 999px; }
 .status-updated { background: #dcfce7; color: #166534; }
 .status-error { background: #fee2e2; color: #991b1b; }
+#status-row { align-items: center; flex-wrap: nowrap; gap: 8px; }
+#status-row > * { min-width: 0 !important; }
+#index-status .html-container { padding-left: 4px; padding-right: 0; }
+#new-chat { max-width: 130px; flex: none; }
+/* The welcome state is as tall as its examples, not the conversation's full
+   height: no empty area between the greeting and the question box. */
+#chat:has(.placeholder-content) { height: auto !important; min-height: 0 !important; }
+#chat .placeholder { padding: 16px 16px 0; }
+#chat .placeholder p { margin: 0; }
+/* The example questions look like buttons from the start (Gradio's own
+   border is the theme's block border, which this theme leaves out). */
+#chat .examples { max-width: 100%; margin: 0; padding: 12px 16px 16px; gap: 10px;
+  grid-template-columns: repeat(auto-fit, minmax(min(100%, 280px), 1fr)); }
+#chat .example { padding: 10px 14px; border: 1px solid var(--border-color-primary);
+  background: var(--background-fill-secondary); box-shadow: 0 1px 2px rgba(0,0,0,.06); }
+#chat .example:hover { border-color: #f59e0b; background: #fffbeb; }
+#chat .example-text-content { margin-top: 0; }
+/* "New chat" under the chat is the one way to clear it: Gradio's own clear
+   icon sits over the fan's first message, which is on the same side. */
+#chat .top-panel { display: none !important; }
 /* Sources, folded under each answer: the answering sentences are the bold ones. */
 #chat .thought-group p { margin: 8px 0 2px !important; }
 #chat .thought-group p em { font-style: normal; color: var(--body-text-color-subdued); font-size: .9em; }
@@ -194,7 +225,12 @@ CSS = """
 #chat .thought-group blockquote p { margin: 0 !important; }
 #chat .thought-group blockquote strong { font-weight: inherit; background: #fde68a; padding: 1px 3px;
   border-radius: 3px; color: inherit; }
-#status-row { align-items: center; }
-#new-chat { max-width: 130px; }
 footer .divider { display: none !important; }
+@media (max-width: 480px) {
+  .bot-avatar { width: 40px; height: 40px; font-size: 19px; }
+  .bot-name { font-size: 1.35rem !important; }
+  .bot-tagline { font-size: .82rem; }
+  .bot-greeting { font-size: .95rem; }
+  .index-status { font-size: .76rem; }
+}
 """
