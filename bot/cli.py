@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -13,6 +15,25 @@ from .config import Config
 from .ingest import NoSeedsError
 
 log = logging.getLogger("bot")
+
+
+def _seconds_since_process_start() -> float:
+    """How long this process has run, from Linux's /proc; 0 where that cannot be read or makes no sense."""
+    try:
+        with open("/proc/self/stat", encoding="ascii") as stat:
+            started_ticks = int(stat.read().rsplit(")", 1)[1].split()[19])  # field 22, starttime
+        with open("/proc/uptime", encoding="ascii") as uptime:
+            since_boot = float(uptime.read().split()[0])
+        age = since_boot - started_ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    return age if 0.0 <= age < 60.0 else 0.0  # a container's /proc/uptime may not be the host's
+
+
+#: When this process started, on the ``time.perf_counter`` clock: ``bot
+#: serve``'s "ready" figure counts from it, the interpreter's start and every
+#: import included (where /proc cannot say, from this module's import).
+STARTED = time.perf_counter() - _seconds_since_process_start()
 
 
 def _setup_logging(verbose: int) -> None:
@@ -228,13 +249,15 @@ def serve(host, port, accounts, rate_limit, seeds_dir, index_dir, model, verbose
     Ctrl+C. Answers are also an API: see the README for the gradio_client call.
     """
     _setup_logging(max(verbose, 1))
+    # Said before the imports below, which take seconds (Gradio).
+    log.info("Starting the chat: loading the web server, then the index and the embedding model…")
     from .serve import DEFAULT_RATE_LIMIT, ServeError, parse_auth
     from .serve import serve as run_server
 
     try:
         run_server(make_config(seeds_dir, index_dir, model), host=host, port=port,
                    auth=parse_auth(accounts) or None,
-                   rate_limit=DEFAULT_RATE_LIMIT if rate_limit is None else rate_limit)
+                   rate_limit=DEFAULT_RATE_LIMIT if rate_limit is None else rate_limit, started=STARTED)
     except ServeError as error:
         raise click.ClickException(str(error)) from None
 

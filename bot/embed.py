@@ -217,7 +217,8 @@ def ensure_onnx_export(name: str) -> Path:
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir(parents=True)
         started = time.perf_counter()
-        log.info("Exporting the embedding model %s to ONNX (once) in %s", name, folder)
+        log.info("Preparing the embedding model %s for fast answers: exporting it to ONNX, once; "
+                 "this takes a while, and later starts reuse %s", name, folder)
         try:
             _export(name, work)
         except ExportUnsupported as problem:

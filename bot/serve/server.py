@@ -30,14 +30,17 @@ def serve(
     port: int = 7860,
     auth: list[tuple[str, str]] | None = None,
     rate_limit: int = DEFAULT_RATE_LIMIT,
+    started: float | None = None,
 ) -> None:
     """Build or update the index, then serve the chat until interrupted, watching the seeds.
 
     ``auth``: accounts whose password the page and the API require (None:
     open to anyone who can reach ``host``). ``rate_limit``: questions per
-    minute per client (0: no limit).
+    minute per client (0: no limit). ``started``: when the process started, on
+    the ``time.perf_counter`` clock (the "ready" figure counts from it; None: from now).
     """
-    started = time.perf_counter()
+    started = time.perf_counter() if started is None else started
+    log.info("Loading the index of %s and the embedding model…", config.seeds_dir)
     bot = Bot(config)
     bot.ensure_index()
     bot.retrieve("warm up", k=1)  # load the model now, not on the first fan's question
@@ -59,7 +62,8 @@ def serve(
                 f"Cannot listen on {host}:{port}: the port is in use or the address is not available. "
                 "Choose another with --port."
             ) from None
-        log.info("Ready to chat after %.1fs: http://%s:%d/", time.perf_counter() - started, host, port)
+        log.info("Ready to chat after %.1fs (since the process started): http://%s:%d/",
+                 time.perf_counter() - started, host, port)
         log.info(
             "Password: %s. Rate limit: %s.",
             f"required ({len(auth)} account{'s' if len(auth) != 1 else ''})" if auth else "none",
