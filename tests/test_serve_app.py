@@ -65,6 +65,35 @@ def test_answer_with_citations(client, served):
     assert any("grandmother" in c["text"] for c in result["citations"])
 
 
+def ask_over_plain_http(url: str, body: dict) -> tuple[str, object]:
+    """POST to /gradio_api/call/ask, then read the event stream, as the README's curl example does."""
+    import json
+    import urllib.request
+
+    request = urllib.request.Request(f"{url}gradio_api/call/ask", data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        event_id = json.load(response)["event_id"]
+    with urllib.request.urlopen(f"{url}gradio_api/call/ask/{event_id}", timeout=30) as response:
+        stream = response.read().decode()
+    events = [line[6:].strip() for line in stream.splitlines() if line.startswith("event:")]
+    data = [line[5:].strip() for line in stream.splitlines() if line.startswith("data:")]
+    return events[-1], json.loads(data[-1])
+
+
+def test_plain_http_with_the_question_alone(served):
+    """curl users send only the question: the history is optional there as well."""
+    _, url = served
+    event, (answer,) = ask_over_plain_http(url, {"data": [DOMBRA]})
+    assert event == "complete" and answer["kind"] == "answer" and "grandmother" in answer["text"]
+    history = [{"role": "user", "content": "What is her debut album called?"},
+               {"role": "assistant", "content": "Her debut album, Steppes and Sighs, ..."}]
+    event, (answer,) = ask_over_plain_http(url, {"data": ["Was it successful?", history]})
+    assert event == "complete" and "critical and commercial success" in answer["text"]
+    event, (answer,) = ask_over_plain_http(url, {"data": [DOMBRA, None]})
+    assert event == "complete" and answer["kind"] == "answer"
+
+
 def test_refusal_flag(client, served):
     chat_bot, _ = served
     result = client.predict(question=FRANCE, api_name="/ask")
@@ -167,9 +196,13 @@ def test_respond_escapes_the_question_and_offers_questions_on_refusal(handlers):
     *_, (_, shown, turns) = handlers.respond(FRANCE, [], None)
     assert turns[0]["answer"].kind == "refusal"
     assert [o["value"] for o in shown[1]["options"]] == list(handlers.bot.persona.example_questions[:3])
-    # None (an emptied box) is an empty question, not a crash.
-    *_, (_, _, empty) = handlers.respond(None, [], None)
-    assert empty[0]["question"] == "" and empty[0]["answer"].refused is True
+
+
+def test_a_blank_question_leaves_the_chat_as_it_is(handlers):
+    *_, (_, _, turns) = handlers.respond(DOMBRA, [], None)
+    # None (an emptied box), nothing or only spaces: no empty bubble, no answer, the box cleared.
+    for blank in (None, "", "   \n\t "):
+        assert list(handlers.respond(blank, turns, None)) == [("", render_chat(turns, handlers.bot.persona), turns)]
 
 
 def test_a_failure_while_showing_the_answer_is_an_apology(handlers, monkeypatch, caplog):

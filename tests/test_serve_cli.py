@@ -1,21 +1,31 @@
 """``bot serve``'s settings: --auth / BOT_AUTH and --rate-limit / BOT_RATE_LIMIT, and their errors.
 
 The server itself is replaced by a recorder here (the real one runs in
-``test_security.py``): these tests are about what the command passes to it.
+``test_security.py``): these tests are about what the command passes to it,
+and what it says first.
 """
+
+import subprocess
+import sys
 
 import pytest
 from click.testing import CliRunner
+from conftest import ROOT, bot_command, bot_env
 
 import bot.serve.server
-from bot.cli import cli
+from bot.cli import STARTED, cli
 
 
 @pytest.fixture
 def started(monkeypatch):
     """The settings each ``bot serve`` would have started the server with."""
     calls = []
-    monkeypatch.setattr(bot.serve.server, "serve", lambda config, **settings: calls.append(settings))
+
+    def record(config, started, **settings):
+        assert started == STARTED  # the "ready" figure counts from the process's start
+        calls.append(settings)
+
+    monkeypatch.setattr(bot.serve.server, "serve", record)
     monkeypatch.delenv("BOT_AUTH", raising=False)
     monkeypatch.delenv("BOT_RATE_LIMIT", raising=False)
     return calls
@@ -77,3 +87,24 @@ def test_bad_settings_on_the_command_line_are_clear_errors(started, args, messag
     result = serve(*args)
     assert result.exit_code != 0 and message in result.output
     assert "Traceback" not in result.output and started == []
+
+
+def test_the_ready_figure_counts_from_the_start_of_the_process():
+    """What ran before ``bot.cli`` was imported (here a one-second pause) is counted too."""
+    program = "import time; time.sleep(1.0); import bot.cli; print(time.perf_counter() - bot.cli.STARTED)"
+    result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, env=bot_env(),
+                            timeout=120, check=True)
+    assert 1.0 <= float(result.stdout) < 60
+
+
+def test_serve_says_what_it_is_doing_before_anything_else(tmp_path):
+    """The first line comes before Gradio is imported (which takes seconds), so a fan is not left waiting blind."""
+    process = subprocess.Popen([*bot_command(), "serve", "--seeds", str(ROOT / "seeds"), "--index",
+                                str(tmp_path / "index"), "--port", "1"], cwd=tmp_path, env=bot_env(),
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        first = process.stdout.readline()
+    finally:
+        process.kill()
+        process.wait(30)
+    assert first.startswith("INFO bot: Starting the chat: loading the web server"), first
