@@ -3,8 +3,9 @@
 Needs Debian's Chromium (``apt-get install chromium chromium-driver``) and
 Python Playwright (``pip install playwright``; never ``playwright install``:
 the tests drive /usr/bin/chromium). Skipped with a reason when either is
-missing. The screenshot of the chat in the README is taken here and saved to
-``.github/chat.png``.
+missing. The README's screenshots of the chat are taken here, over the
+shipped seeds alone (what a fresh clone shows): ``.github/chat.png`` (desktop)
+and ``.github/chat-phone.png`` (390×844).
 """
 
 import shutil
@@ -27,6 +28,10 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 SCREENSHOT = ROOT / ".github" / "chat.png"
+PHONE_SCREENSHOT = ROOT / ".github" / "chat-phone.png"
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 900, "height": 1100}
+ALBUM = "What is her debut album called?"
 
 # A seed with markup in it: it must be quoted as text, never run.
 HTML_SEED = (
@@ -74,6 +79,21 @@ def server(browser, tmp_path_factory):
         assert "Traceback" not in log, log
 
 
+@pytest.fixture(scope="module")
+def shipped(browser, tmp_path_factory):
+    """The URL of ``bot serve`` over a copy of the shipped seeds alone, as a fresh clone has them."""
+    base = tmp_path_factory.mktemp("shipped")
+    shutil.copytree(ROOT / "seeds", base / "seeds")
+    log_path = base / "serve.log"
+    process, url = start_server(base, log_path)
+    try:
+        yield url
+    finally:
+        stop_server(process)
+        log = log_path.read_text()
+        assert "Traceback" not in log, log
+
+
 def shrink(png: Path) -> None:
     """Keep the README's screenshot small: 256 colours look the same for a page of text."""
     try:
@@ -88,8 +108,8 @@ def shrink(png: Path) -> None:
 class Page:
     """A fresh page on the chat, recording dialogs, page errors and requests to other hosts."""
 
-    def __init__(self, browser, url):
-        self.context = browser.new_context(viewport={"width": 900, "height": 1100}, device_scale_factor=1)
+    def __init__(self, browser, url, viewport=DESKTOP):
+        self.context = browser.new_context(viewport=viewport, device_scale_factor=1)
         self.page = self.context.new_page()
         self.dialogs: list[str] = []
         self.errors: list[str] = []
@@ -127,8 +147,46 @@ class Page:
             timeout=ANSWER_TIMEOUT_MS,
         )
 
+    def overlaps(self) -> list[str]:
+        """Pairs of visible parts of the chat whose boxes overlap (messages as far as the chat shows them)."""
+        return self.page.evaluate(OVERLAPS_JS)
+
     def close(self):
         self.context.close()
+
+
+# The parts of the page a fan sees, by name. A part inside the chat's scrolling
+# area counts only as far as that area shows it; a part inside another (an
+# option button inside its message) is not said to overlap it.
+OVERLAPS_JS = """() => {
+  const parts = {header: '.bot-header', message: '#chat .message-row', example: '#chat button.example',
+    option: '#chat button.option', clear: '#chat button[aria-label="Clear"]', box: '#question textarea',
+    ask: '#question button', status: '.index-status', newchat: '#new-chat'};
+  const area = document.querySelector('#chat .bubble-wrap').getBoundingClientRect();
+  const seen = [];
+  for (const [name, selector] of Object.entries(parts)) {
+    document.querySelectorAll(selector).forEach((el, i) => {
+      const r = el.getBoundingClientRect();
+      if (r.width < 1 || r.height < 1 || getComputedStyle(el).visibility === 'hidden') return;
+      let [left, top, right, bottom] = [r.left, r.top, r.right, r.bottom];
+      if (el.closest('#chat .bubble-wrap')) {
+        [left, top] = [Math.max(left, area.left), Math.max(top, area.top)];
+        [right, bottom] = [Math.min(right, area.right), Math.min(bottom, area.bottom)];
+        if (right - left < 1 || bottom - top < 1) return;
+      }
+      seen.push({name: name + '[' + i + ']', el, left, top, right, bottom});
+    });
+  }
+  const found = [];
+  for (let i = 0; i < seen.length; i++) for (let j = i + 1; j < seen.length; j++) {
+    const [a, b] = [seen[i], seen[j]];
+    if (a.el.contains(b.el) || b.el.contains(a.el)) continue;
+    if (a.left < b.right - 1 && b.left < a.right - 1 && a.top < b.bottom - 1 && b.top < a.bottom - 1)
+      found.push(a.name + ' overlaps ' + b.name);
+  }
+  if (seen.filter(p => p.name.startsWith('header')).length !== 1) found.push('no header');
+  return found;
+}"""
 
 
 @pytest.fixture
@@ -156,7 +214,7 @@ def test_greeting_examples_and_status(chat):
 
 
 def test_answer_with_collapsible_source_and_refusal(chat):
-    """Click an example, see the answer and open its source; then a refusal. Saves the README screenshot."""
+    """Click an example, see the answer and open its source; then a refusal and a suggested question."""
     from playwright.sync_api import expect
 
     page = chat.page
@@ -181,21 +239,6 @@ def test_answer_with_collapsible_source_and_refusal(chat):
     expect(refusal).to_contain_text("You could ask me about")
     # The refusal offers questions the bot can answer.
     expect(page.locator("#chat button.option", has_text="What is her debut album called?")).to_be_visible()
-
-    # For the README: the answer with its source open, then the refusal.
-    if not highlighted.is_visible():
-        title.click()
-    expect(highlighted).to_be_visible()
-    page.locator("#question textarea").blur()
-    page.mouse.move(0, 0)
-    page.locator("#chat .bubble-wrap").evaluate("e => { e.scrollTop = 0; }")
-    page.wait_for_timeout(300)
-    bottom = page.locator("#status-row").bounding_box()
-    SCREENSHOT.parent.mkdir(exist_ok=True)
-    height = bottom["y"] + bottom["height"] + 16
-    page.screenshot(path=str(SCREENSHOT), clip={"x": 0, "y": 0, "width": 900, "height": height})
-    shrink(SCREENSHOT)
-    assert SCREENSHOT.stat().st_size < 150_000
 
     # A suggested question is one click away.
     answered = chat.bot_messages().count()
@@ -265,3 +308,129 @@ def test_index_updated_indicator(chat, server):
     expect(status).to_contain_text("in 3 documents")
     chat.ask("What is the name of Sezim's cat?")
     expect(chat.bot_messages().last).to_contain_text("Kumis")
+
+
+# -- what a fan sees first, on a phone and on a desktop (the shipped seeds alone) -----------
+
+
+def settle(page) -> None:
+    """Nothing focused or hovered, the chat scrolled to its top: the page as a fan first sees it."""
+    page.evaluate("document.activeElement && document.activeElement.blur()")
+    page.mouse.move(0, 0)
+    page.locator("#chat .bubble-wrap").evaluate("e => { e.scrollTop = 0; }")
+    page.wait_for_timeout(300)
+
+
+def save_screenshot(page, path: Path, clip: dict | None = None) -> None:
+    path.parent.mkdir(exist_ok=True)
+    page.screenshot(path=str(path), clip=clip)
+    shrink(path)
+    assert path.stat().st_size < 150_000
+
+
+def looks_like_a_button(locator) -> bool:
+    """A border of its own, or a background other than the chat's: not plain text on the chat."""
+    border, style, background, chat = locator.evaluate(
+        "e => { const s = getComputedStyle(e); return [parseFloat(s.borderTopWidth), s.borderTopStyle, "
+        "s.backgroundColor, getComputedStyle(e.closest('#chat')).backgroundColor]; }"
+    )
+    return (border >= 1 and style != "none") or background != chat
+
+
+@pytest.fixture
+def fresh(browser, shipped):
+    """A page opener over the shipped seeds; every page it opened is checked and closed afterwards."""
+    pages = []
+
+    def open_page(viewport=DESKTOP):
+        pages.append(Page(browser, shipped, viewport))
+        return pages[-1]
+
+    yield open_page
+    for page in pages:
+        try:
+            assert page.dialogs == [] and page.errors == [], (page.dialogs, page.errors)
+            assert page.elsewhere == [], "the page loaded something from another host"
+        finally:
+            page.close()
+
+
+def test_phone_opens_at_the_top_with_nothing_overlapping(fresh):
+    """At 390×844 the bot's name shows on load, nothing overlaps, and a conversation fits. Saves chat-phone.png."""
+    from playwright.sync_api import expect
+
+    chat = fresh(PHONE)
+    page = chat.page
+    expect(page.locator("#chat button.example")).to_have_count(4)
+    page.wait_for_timeout(500)  # time for anything that would focus the box and scroll to it
+    assert page.evaluate("window.scrollY") == 0
+    assert page.evaluate("document.activeElement.tagName") != "TEXTAREA"  # no keyboard popping up
+    name = page.locator(".bot-name").bounding_box()
+    assert 0 <= name["y"] and name["y"] + name["height"] <= PHONE["height"]
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]  # no sideways scrolling
+    # The greeting runs under the name, across the page, not in a column beside the avatar.
+    header, greeting = page.locator(".bot-header").bounding_box(), page.locator(".bot-greeting").bounding_box()
+    avatar = page.locator(".bot-avatar").bounding_box()
+    assert greeting["y"] >= avatar["y"] + avatar["height"] and greeting["width"] > 0.9 * header["width"]
+    # The status line is one line, whole.
+    status = page.locator(".index-status")
+    expect(status).to_contain_text("Answering from 15 passages in 1 document")
+    height, font, clipped = status.evaluate(
+        "e => [e.getBoundingClientRect().height, parseFloat(getComputedStyle(e).fontSize), e.scrollWidth > e.clientWidth]")
+    assert height < 2 * font and not clipped
+    for example in page.locator("#chat button.example").all():
+        assert looks_like_a_button(example)
+    assert chat.overlaps() == []
+
+    # A blank question leaves no empty bubble.
+    chat.box.fill("   ")
+    chat.box.press("Enter")
+    page.wait_for_timeout(1000)
+    expect(chat.user_messages()).to_have_count(0)
+    expect(chat.box).to_have_value("")
+
+    page.locator("#chat button.example", has_text=DOMBRA).click()
+    chat.wait_for_reply(0)
+    expect(chat.bot_messages().first).to_contain_text("grandmother taught her")
+    settle(page)
+    assert chat.overlaps() == []
+    save_screenshot(page, PHONE_SCREENSHOT)
+
+    chat.ask(FRANCE)  # a refusal with its suggested questions, under the answer
+    expect(page.locator("#chat button.option").first).to_be_visible()
+    for scroll in ("e.scrollHeight", "0"):  # the newest messages, then the oldest
+        page.locator("#chat .bubble-wrap").evaluate(f"e => {{ e.scrollTop = {scroll}; }}")
+        page.wait_for_timeout(200)
+        assert chat.overlaps() == []
+
+
+def test_desktop_welcome_then_answer_and_refusal(fresh):
+    """The welcome state: example questions as buttons, no empty area. Saves the README's chat.png."""
+    from playwright.sync_api import expect
+
+    chat = fresh()
+    page = chat.page
+    examples = page.locator("#chat button.example")
+    expect(examples).to_have_count(4)
+    for example in examples.all():
+        assert looks_like_a_button(example)
+    # The chat is as tall as the greeting line and the examples, no taller.
+    area, last = page.locator("#chat").bounding_box(), examples.last.bounding_box()
+    assert area["y"] + area["height"] - (last["y"] + last["height"]) < 40
+    placeholder = page.locator("#chat .placeholder").bounding_box()
+    assert placeholder["y"] - area["y"] < 60
+    expect(page.locator(".index-status")).to_have_text("Answering from 15 passages in 1 document")
+    assert page.evaluate("window.scrollY") == 0 and chat.overlaps() == []
+
+    # For the README: an answer with its source open, then a refusal with suggestions.
+    page.locator("#chat button.example", has_text=DOMBRA).click()
+    chat.wait_for_reply(0)
+    page.locator("#chat .thought-group .title").first.click()
+    expect(page.locator("#chat .thought-group blockquote strong", has_text="grandmother")).to_be_visible()
+    chat.ask(FRANCE)
+    expect(page.locator("#chat button.option", has_text=ALBUM)).to_be_visible()
+    settle(page)
+    assert chat.overlaps() == []
+    bottom = page.locator("#status-row").bounding_box()
+    save_screenshot(page, SCREENSHOT, {"x": 0, "y": 0, "width": DESKTOP["width"],
+                                       "height": bottom["y"] + bottom["height"] + 16})

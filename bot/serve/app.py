@@ -319,8 +319,10 @@ def _chatbot(persona: Persona) -> gr.Chatbot:
         value=[],
         elem_id="chat",
         show_label=False,
-        height="62vh",
-        min_height=360,
+        # The page's height less the header, question box and status line, so
+        # that all of it fits a phone's screen (and a desktop's) without scrolling.
+        height="calc(100dvh - 360px)",
+        min_height=300,
         layout="bubble",
         placeholder=placeholder_markdown(persona),
         examples=[{"text": q} for q in persona.example_questions],

@@ -187,7 +187,7 @@ CSS = """
 .bot-intro { min-width: 0; }
 .bot-name { margin: 0 !important; font-size: 1.6rem !important; line-height: 1.2; }
 .bot-tagline { margin: 2px 0 0 !important; color: var(--body-text-color-subdued); font-size: .9rem; }
-.bot-greeting { margin: 10px 0 0 !important; font-size: 1rem; line-height: 1.5; }
+.bot-greeting { margin: 10px 0 0 !important; font-size: 1rem; line-height: 1.5; text-wrap: pretty; }
 /* One line whatever the width: what does not fit ends in an ellipsis (the whole line is its title). */
 .index-status { white-space: nowrap; overflow: hidden; text-overflow: ellipsis; contain: inline-size;
   font-size: .82rem; color: var(--body-text-color-subdued); }
