@@ -98,7 +98,9 @@ def build(seeds_dir, index_dir, model, verbose):
 
 @cli.command()
 @click.argument("question")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object: text, refused, citations.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print one JSON object: text, refused, kind, confidence and citations (each with text, "
+                   "source, start, end, score, before, after).")
 @common_options
 def ask(question, as_json, seeds_dir, index_dir, model, verbose):
     """Ask one QUESTION and print the answer with its sources."""

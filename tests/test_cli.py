@@ -95,6 +95,13 @@ def test_ask_json_answers_with_citations(runner, seeds_dir, index_dir, workdir):
     assert (index_dir / "CURRENT").is_file() and not (workdir / "index").exists()
 
 
+def test_ask_help_names_every_json_field(runner, seeds_dir, index_dir, workdir):
+    reply = ask_json(runner, DOMBRA, "--seeds", seeds_dir, "--index", index_dir)
+    fields = set(reply) | {key for citation in reply["citations"] for key in citation}
+    shown = " ".join(invoke(runner, "ask", "--help").output.split())
+    assert [field for field in sorted(fields) if not re.search(rf"\b{field}\b", shown)] == []
+
+
 def test_ask_json_refuses_what_the_seeds_do_not_say(runner, seeds_dir, index_dir, workdir):
     reply = ask_json(runner, "Is Sezim married?", "--seeds", seeds_dir, "--index", index_dir)
     assert reply["refused"] is True and reply["citations"] == []
