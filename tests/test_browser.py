@@ -366,7 +366,7 @@ def test_phone_opens_at_the_top_with_nothing_overlapping(fresh):
     assert page.evaluate("window.scrollY") == 0
     assert page.evaluate("document.activeElement.tagName") != "TEXTAREA"  # no keyboard popping up
     name = page.locator(".bot-name").bounding_box()
-    assert 0 <= name["y"] and name["y"] + name["height"] <= PHONE["height"]
+    assert name["y"] >= 0 and name["y"] + name["height"] <= PHONE["height"]
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]  # no sideways scrolling
     # The greeting runs under the name, across the page, not in a column beside the avatar.
     header, greeting = page.locator(".bot-header").bounding_box(), page.locator(".bot-greeting").bounding_box()
@@ -375,8 +375,8 @@ def test_phone_opens_at_the_top_with_nothing_overlapping(fresh):
     # The status line is one line, whole.
     status = page.locator(".index-status")
     expect(status).to_contain_text("Answering from 15 passages in 1 document")
-    height, font, clipped = status.evaluate(
-        "e => [e.getBoundingClientRect().height, parseFloat(getComputedStyle(e).fontSize), e.scrollWidth > e.clientWidth]")
+    height, font, clipped = status.evaluate("e => [e.getBoundingClientRect().height, "
+                                            "parseFloat(getComputedStyle(e).fontSize), e.scrollWidth > e.clientWidth]")
     assert height < 2 * font and not clipped
     for example in page.locator("#chat button.example").all():
         assert looks_like_a_button(example)

@@ -10,10 +10,11 @@ import sys
 
 import pytest
 from click.testing import CliRunner
-from conftest import ROOT, bot_command, bot_env
 
 import bot.serve.server
 from bot.cli import STARTED, cli
+
+from conftest import ROOT, bot_command, bot_env
 
 
 @pytest.fixture

@@ -141,7 +141,8 @@ class OptionalHistory:
         self.app = app
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or scope["method"] != "POST" or not scope["path"].rstrip("/").endswith(self.ROUTE):
+        asks = scope["type"] == "http" and scope["method"] == "POST" and scope["path"].rstrip("/").endswith(self.ROUTE)
+        if not asks:
             await self.app(scope, receive, send)
             return
         chunks, message = [], {"more_body": True}
