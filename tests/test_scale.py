@@ -344,3 +344,17 @@ def test_bench_scale_figures_on_a_small_scale(tmp_path, monkeypatch):
                   "serving process at 3k", "bot serve until it answers"):
         assert any(line.startswith(start) for line in lines), (start, lines)
     assert not (tmp_path / "unused").exists()
+
+
+@pytest.mark.slow
+def test_bench_first_start_exports_the_model_afresh(tmp_path):
+    """``bot bench``'s first-start figure: a real ``bot serve`` with an empty ONNX cache and no index."""
+    from bot.bench import _serve_first_start
+
+    lines = []
+    figures = _serve_first_start(Config(seeds_dir=SEEDS, index_dir=tmp_path / "unused"), tmp_path, lines.append)
+    assert figures["serve_first_start_s"] > 0
+    # It made its own export and index, in its own folder: nothing was reused.
+    assert list((tmp_path / "first-start" / "onnx").glob("*/meta.json"))
+    assert (tmp_path / "first-start" / "index" / "CURRENT").is_file()
+    assert lines and lines[0].startswith("bot serve on its first start (empty ONNX cache, no index)")
