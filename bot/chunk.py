@@ -106,6 +106,12 @@ def _word_spans(block: str, start: int, end: int):
         position += len(word)
 
 
+def _is_label(text: str, block) -> bool:
+    """A lone word with no full stop (a signature, a caption) says nothing a fan could ask about."""
+    words = text[block.start : block.end].split()
+    return len(words) == 1 and not words[0].endswith((".", "!", "?"))
+
+
 def chunk_seed(seed: SeedFile, window: int = 1) -> list[Chunk]:
     """Split one seed file into sentence chunks with their windows.
 
@@ -114,7 +120,7 @@ def chunk_seed(seed: SeedFile, window: int = 1) -> list[Chunk]:
     """
     chunks: list[Chunk] = []
     for block in seed.blocks:
-        if block.kind not in QUOTABLE:
+        if block.kind not in QUOTABLE or _is_label(seed.text, block):
             continue
         if block.kind == "row":
             spans = _split_long(seed.text, block.start, block.end)

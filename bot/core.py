@@ -73,7 +73,8 @@ class Bot:
             index = load_index(self.config.index_dir, settings_of(self.config))
         except IndexUnavailable:
             return self.update(progress)  # update_index logs why, once
-        if not stale_files(index, load_seeds(self.config.seeds_dir, self.config.max_seed_bytes)):
+        seeds = load_seeds(self.config.seeds_dir, self.config.max_seed_bytes, max_pdf_pages=self.config.max_pdf_pages)
+        if not stale_files(index, seeds):
             self._use(index)
             return None
         try:

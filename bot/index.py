@@ -87,7 +87,7 @@ import Stemmer
 from .chunk import MAX_SENTENCE_WORDS, SPLITTER, Chunk, chunk_seed
 from .config import Config
 from .embed import Embedder, model_identity
-from .ingest import NoSeedsError, SeedFile, file_sha256, load_seeds
+from .ingest import NoSeedsError, SeedFile, file_sha256, load_seeds, skipped_summary
 from .query import words
 
 log = logging.getLogger(__name__)
@@ -520,6 +520,8 @@ class BuildReport:
     seconds: float = 0.0
     #: Why the previous index was not reused, when it was not.
     rebuilt_because: str | None = None
+    #: Files in the seeds folder that could not be read (``bot.ingest.SkippedFile``).
+    skipped: list = field(default_factory=list)
 
     @property
     def changed_anything(self) -> bool:
@@ -529,13 +531,13 @@ class BuildReport:
     def summary(self) -> str:
         """A one-line account for the command line and the log."""
         if not self.changed_anything:
-            return f"Index is up to date: {self.chunks} chunks from {self.unchanged} files."
+            return f"Index is up to date: {self.chunks} chunks from {self.unchanged} files." + skipped_summary(self.skipped)
         why = f" (rebuilt: {self.rebuilt_because})" if self.rebuilt_because else ""
         return (
             f"Index updated{why}: {len(self.added)} added, {len(self.changed)} changed, "
             f"{len(self.removed)} removed, {self.unchanged} unchanged; {self.chunks} chunks "
             f"({self.embedded} embedded) in {self.seconds:.1f}s."
-        )
+        ) + skipped_summary(self.skipped)
 
 
 def settings_of(config: Config) -> dict:
@@ -691,10 +693,10 @@ def update_index(config: Config, embedder: Embedder, progress: bool = False) -> 
     SHA-256) before anything is reused from it.
     """
     started = time.perf_counter()
-    seeds = load_seeds(config.seeds_dir, config.max_seed_bytes)
+    seeds = load_seeds(config.seeds_dir, config.max_seed_bytes, max_pdf_pages=config.max_pdf_pages)
     expected = settings_of(config)
     with build_lock(config.index_dir):
-        report = BuildReport()
+        report = BuildReport(skipped=seeds.skipped)
         try:
             old = load_index(config.index_dir, expected, verify="full")
         except IndexUnavailable as problem:

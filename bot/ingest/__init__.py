@@ -30,7 +30,7 @@ from .text import read_text
 
 __all__ = [
     "Block", "NoSeedsError", "SeedFile", "Seeds", "SkippedFile", "SEED_SUFFIXES",
-    "file_sha256", "list_seed_paths", "load_seeds",
+    "file_sha256", "list_seed_paths", "load_seeds", "skipped_summary",
 ]
 
 log = logging.getLogger(__name__)
@@ -230,3 +230,11 @@ def load_seeds(
             "press kits there as .txt, .md, .pdf, .docx or .html files, then run `bot build`."
         )
     return Seeds(files, skipped)
+
+
+def skipped_summary(skipped: list[SkippedFile]) -> str:
+    """" 2 files skipped: a.pdf (it is encrypted ...); b.jpg (...)." for a build's summary, or ""."""
+    if not skipped:
+        return ""
+    files = "file" if len(skipped) == 1 else "files"
+    return f" {len(skipped)} {files} skipped: " + "; ".join(f"{s.path} ({s.reason})" for s in skipped) + "."
