@@ -106,6 +106,14 @@ def _word_spans(block: str, start: int, end: int):
         position += len(word)
 
 
+def _trimmed(text: str, start: int, end: int) -> tuple[int, int]:
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return start, end
+
+
 def _is_label(text: str, block) -> bool:
     """A lone word with no full stop (a signature, a caption) says nothing a fan could ask about."""
     words = text[block.start : block.end].split()
@@ -123,7 +131,8 @@ def chunk_seed(seed: SeedFile, window: int = 1) -> list[Chunk]:
         if block.kind not in QUOTABLE or _is_label(seed.text, block):
             continue
         if block.kind == "row":
-            spans = _split_long(seed.text, block.start, block.end)
+            start, end = _trimmed(seed.text, block.start, block.end)
+            spans = _split_long(seed.text, start, end)
         else:
             spans = sentence_spans(seed.text, block.start, block.end)
         texts = [clean(seed.text[s:e]) for s, e in spans]

@@ -86,10 +86,16 @@ def heading_like(line: str) -> bool:
     )
 
 
-def _all_capitals(line: str) -> bool:
-    """A line in capitals ("KAIRAT & THE STEPPE LIGHTS - FAQ") is a title, however long."""
+def _short_for_prose(line: str, length: int, longest: int) -> bool:
+    """True when a line is too short to be a line of hard-wrapped prose.
+
+    Wrapped prose fills its lines to about the same width, and few people wrap
+    at fewer than seven words; a line in capitals ("SEZIM - FAQ") is a title
+    however long it is.
+    """
     letters = [ch for ch in line if ch.isalpha()]
-    return len(letters) >= 4 and all(ch.isupper() for ch in letters)
+    capitals = len(letters) >= 4 and all(ch.isupper() for ch in letters)
+    return capitals or length < 0.6 * longest or len(line.split()) <= 6
 
 
 def starts_a_sentence(line: str) -> bool:
@@ -164,7 +170,7 @@ def paragraph_blocks(
             if following is None:
                 if len(lines) == 1 and standalone_headings:
                     kind = "heading"
-            elif starts_a_sentence(following) and ((e - s) < 0.6 * longest or _all_capitals(line)) and not (
+            elif starts_a_sentence(following) and _short_for_prose(line, e - s, longest) and not (
                 i and _LABEL.match(line)
             ):
                 kind = "heading"
