@@ -168,3 +168,22 @@ def test_an_unchanged_pdf_is_not_extracted_again(tmp_path, monkeypatch):
     edited = {s.path: s for s in load_seeds(tmp_path)}
     assert len(extracted) == 3  # only the edited file
     assert "Edited." in edited["tour.pdf"].text and edited["other.pdf"] == first["other.pdf"]
+
+
+def test_a_bold_question_in_a_pdf_interview_is_not_quoted(tmp_path):
+    document = FPDF()
+    document.add_page()
+    for question, answer in [("Who taught you the dombra?", "My grandmother did, in our village kitchen."),
+                             ("Where do you write?", "On night trains between Almaty and Astana, mostly.")]:
+        document.set_font("Helvetica", "B", 11)
+        document.multi_cell(0, 6, text=question, new_x="LMARGIN", new_y="NEXT")
+        document.set_font("Helvetica", size=11)
+        document.multi_cell(0, 6, text=answer, new_x="LMARGIN", new_y="NEXT")
+        document.ln(6)
+    (tmp_path / "interview.pdf").write_bytes(bytes(document.output()))
+    (seed,) = load_seeds(tmp_path)
+    chunks = chunk_seed(seed)
+    assert [(c.text, c.question, c.page) for c in chunks] == [
+        ("My grandmother did, in our village kitchen.", "Who taught you the dombra?", 1),
+        ("On night trains between Almaty and Astana, mostly.", "Where do you write?", 1),
+    ]

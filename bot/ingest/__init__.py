@@ -157,7 +157,9 @@ def decode(data: bytes) -> str | None:
 def _extract(name: str, suffix: str, data: bytes, digest: str, max_pdf_pages: int, cache_dir: Path | None):
     """The text and blocks of one file's bytes; raises :class:`Unreadable`."""
     if suffix in PDF_SUFFIXES:
-        return cache.extracted(cache_dir, digest, pdf.VERSION, lambda: pdf.extract(data, max_pdf_pages))
+        # The page cap decides whether a long PDF is read at all, so it is part of the key.
+        key = f"{pdf.VERSION}-{max_pdf_pages}pages"
+        return cache.extracted(cache_dir, digest, key, lambda: pdf.extract(data, max_pdf_pages))
     if suffix in WORD_SUFFIXES:
         return cache.extracted(cache_dir, digest, word.VERSION, lambda: word.extract(data))
     if suffix in HTML_SUFFIXES:

@@ -235,6 +235,10 @@ def _layout(pages: list[list[Line]]) -> tuple[str, tuple[Block, ...]]:
                 flush()
                 builder.add(line.text, "question" if line.text.rstrip().endswith("?") else "heading", number)
                 continue
+            if line.bold and line.text.rstrip().endswith("?") and not (paragraph and paragraph[-1].bold):
+                flush()  # an interview's question, set in bold
+                builder.add(line.text, "question", number)
+                continue
             if paragraph:
                 last = paragraph[-1]
                 drop = last.baseline - line.baseline
