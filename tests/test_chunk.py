@@ -196,7 +196,7 @@ def test_question_lines_are_not_chunks_and_answers_carry_their_question(tmp_path
 
 
 def test_faq_answers_are_chunks_without_their_markers(tmp_path):
-    seed, chunks = chunks_of(tmp_path, "faq.txt", FAQ)
+    _, chunks = chunks_of(tmp_path, "faq.txt", FAQ)
     assert [c.text for c in chunks] == [
         "The fan club is called the Night Riders.",
         "Membership is free for everyone.",

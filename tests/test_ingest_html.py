@@ -67,8 +67,8 @@ def test_html_answers_cite_the_section(tmp_path, make_bot):
 @pytest.mark.parametrize(
     "name, page",
     [
-        ("menu.html", "<html><body><nav><a href='/'>Home</a><a href='/news'>News</a></nav>"
-                      "<footer>&copy; 2025 Label. All rights reserved.</footer></body></html>"),
+        ("menu.html", ("<html><body><nav><a href='/'>Home</a><a href='/news'>News</a></nav>"
+                       "<footer>&copy; 2025 Label. All rights reserved.</footer></body></html>")),
         ("empty.htm", "<html><head><script>var x = 1;</script><style>p { color: red }</style></head><body></body></html>"),
     ],
 )

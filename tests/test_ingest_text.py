@@ -42,8 +42,8 @@ def test_faq_questions_answers_and_heading_lines(tmp_path):
         ("question", meaning, title, meaning),
         ("answer", '"Steppes and Sighs" is named after the wind that blows over the steppe at night.', title, meaning),
         ("question", club, title, club),
-        ("answer", "The fan club is called the Night Riders. Membership is free: sign up on the website. "
-                   "Members get early access to tickets.", title, club),
+        ("answer", ("The fan club is called the Night Riders. Membership is free: sign up on the website. "
+                    "Members get early access to tickets."), title, club),
         ("heading", interview, interview, ""),
         ("text", "Sezim's second album is called Night Steppe. It was recorded in her grandmother's house.",
          interview, ""),

@@ -45,8 +45,9 @@ def clean(text: str) -> str:
 
 
 # "Q: ...", "Question: ...", "A: ...", "Answer: ..." at the start of a line.
-_QUESTION_MARKER = re.compile(r"[ \t]*(?:Q|Question)[ \t]*[:.)][ \t]*(?=\S)", re.I)
-_ANSWER_MARKER = re.compile(r"[ \t]*(?:A|Answer)[ \t]*[:.)][ \t]*(?=\S)", re.I)
+# (Only with a colon: "A. Sultanbekov wrote ..." is a sentence, not an answer.)
+_QUESTION_MARKER = re.compile(r"[ \t]*(?:Q|Question)[ \t]*:[ \t]*(?=\S)", re.I)
+_ANSWER_MARKER = re.compile(r"[ \t]*(?:A|Answer)[ \t]*:[ \t]*(?=\S)", re.I)
 # A line that ends a sentence or runs on (a heading ends in none of these).
 _TERMINAL = tuple(".!?,;:…")
 _CLOSERS = "\"'”’»)]*_ "
@@ -151,7 +152,12 @@ def paragraph_blocks(
         line = text[s:e]
         previous = blocks[-1] if blocks else None
         following = text[lines[i + 1][0] : lines[i + 1][1]] if i + 1 < len(lines) else None
-        at_boundary = previous is None or previous.kind in ("heading", "question") or ends_a_sentence(text[lines[i - 1][0] : lines[i - 1][1]])
+        at_boundary = (
+            previous is None
+            or previous.kind in ("heading", "question")
+            or ends_a_sentence(text[lines[i - 1][0] : lines[i - 1][1]])
+        )
+        bold = max(start, text.rfind("\n", start, s) + 1) in bold_lines
         kind = "text"
         if marker := question_marker(line):
             kind, s = "question", s + marker
@@ -162,9 +168,9 @@ def paragraph_blocks(
             blocks[-1] = replace(previous, end=e)
             question_open = not line.rstrip().endswith("?")
             continue
-        elif max(start, text.rfind("\n", start, s) + 1) in bold_lines and line.rstrip().rstrip(_CLOSERS).endswith("?"):
+        elif bold and line.rstrip().rstrip(_CLOSERS).endswith("?"):
             kind = "question"
-        elif max(start, text.rfind("\n", start, s) + 1) in bold_lines and heading_like(line):
+        elif bold and heading_like(line):
             kind = "heading"
         elif heading_like(line) and at_boundary:
             if following is None:

@@ -139,7 +139,7 @@ def _line(handle, chars: list[tuple[str, float, float, float]], first: int) -> L
     bold = weight >= 600 or any(word in name.value.decode("latin-1").lower() for word in _BOLD_NAMES)
     cells, cell, previous_right = [], [], None
     for i in glyphs:
-        char, x0, x1, _ = chars[i]
+        _, x0, x1, _ = chars[i]
         if previous_right is not None and x0 - previous_right > COLUMN_GAP * size:
             cells.append(cell)
             cell = []
@@ -219,31 +219,35 @@ def _layout(pages: list[list[Line]]) -> tuple[str, tuple[Block, ...]]:
     for number, lines in enumerate(pages, 1):
         tables = _tables(lines)
         paragraph: list[Line] = []
-
-        def flush() -> None:
-            if paragraph:
-                builder.add_paragraph(_join(paragraph), page=number)
-                paragraph.clear()
-
         for i, line in enumerate(lines):
-            if i in tables:
-                flush()
-                if tables[i]:
+            if i in tables or _is_heading(line, body) or _is_question(line, paragraph):
+                _add_paragraph(builder, paragraph, number)
+                if i not in tables:
+                    kind = "question" if line.text.rstrip().endswith("?") else "heading"
+                    builder.add(line.text, kind, number)
+                elif tables[i]:
                     builder.add(row_text(tables[i], [text for text, _, _ in line.cells]), "row", number)
                 continue
-            if _is_heading(line, body):
-                flush()
-                builder.add(line.text, "question" if line.text.rstrip().endswith("?") else "heading", number)
-                continue
-            if line.bold and line.text.rstrip().endswith("?") and not (paragraph and paragraph[-1].bold):
-                flush()  # an interview's question, set in bold
-                builder.add(line.text, "question", number)
-                continue
-            if paragraph:
-                last = paragraph[-1]
-                drop = last.baseline - line.baseline
-                if drop <= 0 or drop > PARAGRAPH_GAP * max(last.size, line.size) or abs(last.size - line.size) > 0.15 * body:
-                    flush()
+            if paragraph and _starts_paragraph(paragraph[-1], line, body):
+                _add_paragraph(builder, paragraph, number)
             paragraph.append(line)
-        flush()
+        _add_paragraph(builder, paragraph, number)
     return builder.result()
+
+
+def _is_question(line: Line, paragraph: list[Line]) -> bool:
+    """An interview's question, set in bold (and not the end of a bold paragraph)."""
+    return line.bold and line.text.rstrip().endswith("?") and not (paragraph and paragraph[-1].bold)
+
+
+def _starts_paragraph(last: Line, line: Line, body: float) -> bool:
+    """True when ``line`` does not continue the paragraph that ``last`` ended: a gap, a new size, a new column."""
+    drop = last.baseline - line.baseline
+    return drop <= 0 or drop > PARAGRAPH_GAP * max(last.size, line.size) or abs(last.size - line.size) > 0.15 * body
+
+
+def _add_paragraph(builder: TextBuilder, paragraph: list[Line], page: int) -> None:
+    """Add the lines gathered so far as one paragraph, and start a new one."""
+    if paragraph:
+        builder.add_paragraph(_join(paragraph), page=page)
+        paragraph.clear()
