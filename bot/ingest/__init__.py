@@ -107,8 +107,8 @@ def _scan(seeds_dir: Path) -> tuple[list[Path], list[SkippedFile]]:
     for path in _candidate_files(seeds_dir):
         name = path.relative_to(seeds_dir).as_posix()
         if path.suffix.lower() not in SEED_SUFFIXES:
-            skipped.append(SkippedFile(name, f"{path.suffix or 'a file without an extension'} is not a type "
-                                             "the bot reads (.txt, .md, .pdf, .docx, .html)"))
+            kind = path.suffix or "a file without an extension"
+            skipped.append(SkippedFile(name, f"{kind} is not a type the bot reads (it reads .txt, .md, .pdf, .docx, .html)"))
         elif not path.resolve().is_relative_to(root):
             skipped.append(SkippedFile(name, "it links outside the seeds folder"))
         else:
