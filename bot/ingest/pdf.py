@@ -94,64 +94,63 @@ def _load_problem(error: pdfium.PdfiumError) -> str:
     return "it is damaged or incomplete, not a readable PDF"
 
 
+# PDFium's control characters: 0x02 marks a hyphen that breaks a word at a line's end.
+_CONTROLS = {code: " " for code in range(0x20) if code not in (0x0A, 0x0D)} | {0x02: "\u00ad"}
+
+
 def _lines(textpage) -> list[Line]:
-    """The lines of one page, with their column cells, font size and weight."""
+    """The lines of one page, with their column cells, font size, weight and baseline.
+
+    The page's text comes in one call; character boxes are asked for only
+    where they matter, on either side of a space (where a column gap can be).
+    """
     handle = textpage.raw
-    count = pdfium_c.FPDFText_CountChars(handle)
-    left, right, bottom, top = (ctypes.c_double() for _ in range(4))
-    lines: list[Line] = []
-    chars: list[tuple[str, float, float, float]] = []  # (char, left, right, bottom)
-
-    def finish() -> None:
-        if any(not c[0].isspace() for c in chars):
-            lines.append(_line(handle, chars, first))
-        chars.clear()
-
-    first = 0
-    for index in range(max(count, 0)):
-        code = pdfium_c.FPDFText_GetUnicode(handle, index)
-        if code in (0x0A, 0x0D):
-            finish()
-            first = index + 1
-            continue
-        if code in _SOFT_HYPHEN:
-            char = "\u00ad"
-        elif code < 0x20 or 0xD800 <= code <= 0xDFFF or code > 0x10FFFF:
-            char = " "
-        else:
-            char = chr(code)
-        if not chars:
-            first = index
-        pdfium_c.FPDFText_GetCharBox(handle, index, left, right, bottom, top)
-        chars.append((char, left.value, right.value, bottom.value))
-    finish()
+    count = max(pdfium_c.FPDFText_CountChars(handle), 0)
+    text = textpage.get_text_range(0, count) if count else ""
+    if len(text) != count:  # never seen, but offsets below need one character per index
+        text = "".join(chr(code) if 0 < (code := pdfium_c.FPDFText_GetUnicode(handle, i)) < 0x110000 else " "
+                       for i in range(count))
+    text = text.translate(_CONTROLS)
+    lines, start = [], 0
+    for end in [i for i, ch in enumerate(text) if ch in "\r\n"] + [count]:
+        if text[start:end].strip():
+            lines.append(_line(handle, text, start, end))
+        start = end + 1
     return lines
 
 
-def _line(handle, chars: list[tuple[str, float, float, float]], first: int) -> Line:
-    glyphs = [i for i, c in enumerate(chars) if not c[0].isspace()]
-    middle = first + glyphs[len(glyphs) // 2]
+def _line(handle, text: str, start: int, end: int) -> Line:
+    glyphs = [i for i in range(start, end) if not text[i].isspace()]
+    boxes: dict[int, tuple[float, float, float]] = {}
+    left, right, bottom, top = (ctypes.c_double() for _ in range(4))
+
+    def box(index: int) -> tuple[float, float, float]:
+        if index not in boxes:
+            pdfium_c.FPDFText_GetCharBox(handle, index, left, right, bottom, top)
+            boxes[index] = (left.value, right.value, bottom.value)
+        return boxes[index]
+
+    middle = glyphs[len(glyphs) // 2]
     size = pdfium_c.FPDFText_GetFontSize(handle, middle) or 10.0
     name = ctypes.create_string_buffer(128)
     flags = ctypes.c_int()
     pdfium_c.FPDFText_GetFontInfo(handle, middle, name, 128, flags)
     weight = pdfium_c.FPDFText_GetFontWeight(handle, middle)
     bold = weight >= 600 or any(word in name.value.decode("latin-1").lower() for word in _BOLD_NAMES)
-    cells, cell, previous_right = [], [], None
-    for i in glyphs:
-        _, x0, x1, _ = chars[i]
-        if previous_right is not None and x0 - previous_right > COLUMN_GAP * size:
-            cells.append(cell)
-            cell = []
-        cell.append(i)
-        previous_right = x1
-    cells.append(cell)
-    spans = [("".join(c[0] for c in chars[cell[0] : cell[-1] + 1]), chars[cell[0]][1], chars[cell[-1]][2])
-             for cell in cells]
-    text = "".join(c[0] for c in chars[glyphs[0] : glyphs[-1] + 1])
-    baseline = min(chars[i][3] for i in glyphs)
-    return Line(text=" ".join(text.split()), cells=[(" ".join(t.split()), a, b) for t, a, b in spans],
-                size=round(size, 1), bold=bold, baseline=baseline)
+    cells, first = [], glyphs[0]
+    for this, following in zip(glyphs, glyphs[1:]):
+        if following > this + 1 and box(following)[0] - box(this)[1] > COLUMN_GAP * size:
+            cells.append((first, this))
+            first = following
+    cells.append((first, glyphs[-1]))
+    bottoms = sorted(box(i)[2] for i in {glyphs[0], glyphs[-1], middle, *boxes})
+    return Line(
+        text=" ".join(text[glyphs[0] : glyphs[-1] + 1].split()),
+        cells=[(" ".join(text[a : b + 1].split()), box(a)[0], box(b)[1]) for a, b in cells],
+        size=round(size, 1),
+        bold=bold,
+        baseline=bottoms[len(bottoms) // 2],
+    )
 
 
 def _body_size(pages: list[list[Line]]) -> float:
