@@ -187,3 +187,45 @@ def test_a_bold_question_in_a_pdf_interview_is_not_quoted(tmp_path):
         ("My grandmother did, in our village kitchen.", "Who taught you the dombra?", 1),
         ("On night trains between Almaty and Astana, mostly.", "Where do you write?", 1),
     ]
+
+
+def test_bot_ask_and_build_show_pages_and_skipped_files(tmp_path, monkeypatch, embedder):
+    import json
+
+    from click.testing import CliRunner
+
+    import bot.core
+    from bot.cli import cli
+
+    monkeypatch.setattr(bot.core, "Embedder", lambda model: embedder)
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    (seeds / "tour.pdf").write_bytes(tour_pdf())
+    (seeds / "scan.pdf").write_bytes(scanned_pdf())
+    (seeds / "cover.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a picture")
+    runner = CliRunner()
+    where = ["--seeds", str(seeds), "--index", str(tmp_path / "index")]
+    built = runner.invoke(cli, ["build", *where], catch_exceptions=False)
+    assert built.exit_code == 0
+    assert "2 files skipped: cover.jpg (.jpg is not a type the bot reads" in built.stdout
+    assert "scan.pdf (it has no text layer" in built.stdout
+    question = "Must children under 14 come with an adult?"
+    as_json = json.loads(runner.invoke(cli, ["ask", "--json", question, *where], catch_exceptions=False).stdout)
+    first = as_json["citations"][0]
+    assert (first["source"], first["page"], first["location"]) == ("tour.pdf", 2, "tour.pdf, page 2")
+    printed = runner.invoke(cli, ["ask", question, *where], catch_exceptions=False).stdout
+    assert f"[1] tour.pdf, page 2 (characters {first['start']}-{first['end']})" in printed
+
+
+def test_a_damaged_or_unwritable_cache_only_costs_an_extraction(tmp_path):
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    (seeds / "tour.pdf").write_bytes(tour_pdf())
+    cache = tmp_path / "extracted"
+    (first,) = load_seeds(seeds, cache_dir=cache)
+    (entry,) = cache.iterdir()
+    entry.write_text('{"text": "Something else entirely", "blocks": [[0, 3', encoding="utf-8")
+    assert load_seeds(seeds, cache_dir=cache) == [first]
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the cache folder would go", encoding="utf-8")
+    assert load_seeds(seeds, cache_dir=blocked / "extracted") == [first]

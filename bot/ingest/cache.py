@@ -50,11 +50,15 @@ def extracted(
         pass
     text, blocks = extract()
     record = {"text": text, "blocks": [[b.start, b.end, b.kind, b.section, b.page, b.question] for b in blocks]}
+    temporary = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=path.parent, delete=False, suffix=".tmp") as handle:
+            temporary = handle.name
             json.dump(record, handle, ensure_ascii=False)
-        os.replace(handle.name, path)
+        os.replace(temporary, path)  # whole entries only, for a reader in another process
     except OSError as error:
         log.debug("Could not keep the extracted text of %s in the cache (%s).", digest[:12], error)
+        if temporary:
+            Path(temporary).unlink(missing_ok=True)
     return text, blocks
