@@ -17,7 +17,7 @@ import pytest
 
 import bot.index as index_module
 from bot import Config
-from bot.bench import _exact_top, synthetic_vectors
+from bot.measure.bench import _exact_top, synthetic_vectors
 from bot.index import (
     APPROXIMATE_INDEX, ARTIFACTS, EXACT_INDEX, IndexUnavailable, StringTable, load_index, settings_of, update_index,
 )
@@ -145,7 +145,7 @@ def test_approximate_index_recall_on_synthetic_vectors(tmp_path):
     vectors = synthetic_vectors(30_000, 384, seed=1)
     queries = synthetic_vectors(100, 384, seed=3)
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
-    index = index_module._faiss_index(vectors, APPROXIMATE_INDEX)
+    index = index_module.build_faiss_index(vectors, APPROXIMATE_INDEX)
     assert isinstance(index, faiss.IndexHNSWSQ) and index.ntotal == len(vectors)
 
     truth = _exact_top(vectors, queries, 10)
@@ -329,7 +329,7 @@ def test_bench_scale_figures_on_a_small_scale(tmp_path, monkeypatch):
     """``bot bench --scale N --scale-only`` end to end, on a size small enough for a test."""
     import io
 
-    from bot.bench import run_benchmarks
+    from bot.measure.bench import run_benchmarks
 
     monkeypatch.chdir(tmp_path)
     out = io.StringIO()

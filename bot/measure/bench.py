@@ -42,10 +42,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .chunk import Chunk, chunk_seed
-from .config import Config
-from .embed import MAX_BATCH_TOKENS, Embedder, _load_sentence_transformer, document_precision
-from .ingest import NoSeedsError, load_seeds
+from ..chunk import Chunk, chunk_seed
+from ..config import Config
+from ..embed import MAX_BATCH_TOKENS, Embedder, _load_sentence_transformer, document_precision
+from ..ingest import NoSeedsError, load_seeds
 
 #: Files in the generated corpus, and its shape.
 CORPUS_FILES = 100
@@ -217,7 +217,7 @@ def _path_name(embedder: Embedder, config: Config) -> str:
 
 
 def _build_and_update(config: Config, embedder: Embedder, corpus: Path, work: Path, say) -> dict:
-    from .index import update_index
+    from ..index import update_index
 
     builds, updates = [], []
     for round_number in range(2):
@@ -256,7 +256,7 @@ def _latencies(bot) -> tuple[float, float, list[float]]:
 
 
 def _answer_latency(config: Config, embedder: Embedder, work: Path, say) -> dict:
-    from .core import Bot
+    from ..core import Bot
 
     bot = Bot(config.with_changes(index_dir=work / "seeds-index"), embedder=embedder)
     bot.ensure_index()
@@ -558,8 +558,8 @@ def _label(size: int) -> str:
 
 
 def _at_scale(config: Config, embedder: Embedder, sentences: list[str], size: int, folder: Path, say) -> dict:
-    from .core import Bot
-    from .index import APPROXIMATE_INDEX, EXACT_INDEX, _faiss_index, settings_of, write_generation
+    from ..core import Bot
+    from ..index import APPROXIMATE_INDEX, EXACT_INDEX, build_faiss_index, settings_of, write_generation
 
     label = _label(size)
     started = time.perf_counter()
@@ -593,7 +593,7 @@ def _at_scale(config: Config, embedder: Embedder, sentences: list[str], size: in
         approximate, stored, what = index.faiss_index, index.vectors, "the index"
     else:
         started = time.perf_counter()
-        approximate = _faiss_index(vectors, APPROXIMATE_INDEX)
+        approximate = build_faiss_index(vectors, APPROXIMATE_INDEX)
         built = time.perf_counter() - started
         stored = vectors.astype(np.float16)
         what = (f"an {APPROXIMATE_INDEX} index over the same vectors (built in {built:.1f} s; "

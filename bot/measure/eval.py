@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import Config, Ranking
-from .core import Bot
+from ..config import Config, Ranking
+from ..core import Bot
 
 #: Ranking settings compared in the README's results table.
 METHODS = {

@@ -13,7 +13,7 @@ import json
 
 import pytest
 
-from bot.loadtest import MEMORY_TOLERANCE, LoadReport, Server, percentile, require_loopback, rss_mib, run_load
+from bot.measure.loadtest import MEMORY_TOLERANCE, LoadReport, Server, percentile, require_loopback, rss_mib, run_load
 
 from conftest import SEEDS, copy_seeds, run_bot
 
