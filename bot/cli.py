@@ -258,7 +258,8 @@ def loadtest(url, pid, fans, seconds, warmup, max_requests, timeout, think, fres
     memory after the run is more than 10% off its memory after the warm-up.
     """
     _setup_logging(verbose)
-    from .measure.loadtest import Server, run_load
+    from .measure.loadtest import run_load
+    from .measure.server import ServeProcess
 
     def run(target, server_pid):
         try:
@@ -272,7 +273,7 @@ def loadtest(url, pid, fans, seconds, warmup, max_requests, timeout, think, fres
     else:
         config = make_config(seeds_dir, index_dir, model)
         extra = ("--rate-limit", "0") + (("--model", model) if model else ())
-        with Server(config.seeds_dir, config.index_dir, extra=extra) as server:
+        with ServeProcess(config.seeds_dir, config.index_dir, extra=extra) as server:
             report = run(server.url, server.pid)
     if as_json:
         click.echo(json.dumps(report.to_dict()))
