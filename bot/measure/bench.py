@@ -14,15 +14,15 @@ Figures:
 - full build of a generated corpus of 100 seed files (real sentences of the
   seeds, recombined), and an update after editing one of them;
 - answer latency p50/p95 on the seeds, one question at a time, after a warm-up;
-- ``bot ask`` end to end in a fresh process, and its peak memory;
-- ``bot serve`` from start until it answers its first request through ``/ask``;
-- at scale (``--scale``, 100k chunks by default; 1M with ``--scale 1000000``):
-  an index of the shipped seeds (real vectors) plus synthetic seed files of
-  recycled seed sentences up to that many chunks, whose vectors are synthetic
-  (unit vectors drawn from a Gaussian with the mean and 1/k spectrum of
-  MiniLM embeddings of real seeds): time to write the index files, recall@10
-  of the approximate index against exact search, answer latency p50/p95,
-  peak RSS of a fresh process serving it, and ``bot serve`` start-up.
+- ``bot ask`` end to end in a fresh process, and its peak memory; a fresh
+  serving process's load time and memory; ``bot serve`` from start until it
+  answers its first request through ``/ask`` (all in ``bench_process``);
+- at scale (``--scale``, 100k chunks by default; 1M with ``--scale 1000000``),
+  on a corpus of the seeds grown with synthetic files and vectors: see
+  ``bench_scale``.
+
+Modules: this one drives the run and measures in-process on the seeds;
+``bench_workload`` holds the questions and recycled sentences they share.
 """
 
 from __future__ import annotations
