@@ -129,7 +129,7 @@ def eval_command(qa_path, method, as_json, misses, seeds_dir, index_dir, model, 
     index is built in a cache folder, never in ./index.
     """
     _setup_logging(verbose)
-    from .eval import default_seeds_for, eval_bot, evaluate, load_questions
+    from .measure.eval import default_seeds_for, eval_bot, evaluate, load_questions
 
     config = make_config(None, None, model)
     seeds = seeds_dir or default_seeds_for(qa_path, config.seeds_dir)
@@ -248,7 +248,7 @@ def serve(host, port, accounts, rate_limit, seeds_dir, index_dir, model, verbose
 def bench(seeds_dir, index_dir, model, verbose, scales, scale_only):
     """Measure speed and memory and print one line per figure."""
     _setup_logging(verbose)
-    from .bench import DEFAULT_SCALES, run_benchmarks
+    from .measure.bench import DEFAULT_SCALES, run_benchmarks
 
     chosen = tuple(size for size in scales if size > 0) if scales else DEFAULT_SCALES
     run_benchmarks(make_config(seeds_dir, index_dir, model), scales=chosen, base=not scale_only)
@@ -277,7 +277,8 @@ def loadtest(url, pid, fans, seconds, warmup, max_requests, timeout, think, fres
     memory after the run is more than 10% off its memory after the warm-up.
     """
     _setup_logging(verbose)
-    from .loadtest import Server, run_load
+    from .measure.loadtest import run_load
+    from .measure.server import ServeProcess
 
     def run(target, server_pid):
         try:
@@ -291,7 +292,7 @@ def loadtest(url, pid, fans, seconds, warmup, max_requests, timeout, think, fres
     else:
         config = make_config(seeds_dir, index_dir, model)
         extra = ("--rate-limit", "0") + (("--model", model) if model else ())
-        with Server(config.seeds_dir, config.index_dir, extra=extra) as server:
+        with ServeProcess(config.seeds_dir, config.index_dir, extra=extra) as server:
             report = run(server.url, server.pid)
     if as_json:
         click.echo(json.dumps(report.to_dict()))

@@ -776,7 +776,7 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
-def _faiss_index(vectors: np.ndarray, kind: str) -> faiss.Index:
+def build_faiss_index(vectors: np.ndarray, kind: str) -> faiss.Index:
     """The FAISS index of ``kind`` over ``vectors`` (float32, unit length)."""
     if kind == EXACT_INDEX:
         index = faiss.IndexFlatIP(vectors.shape[1])
@@ -826,7 +826,7 @@ def write_generation(
     rows = spread_sample_rows(len(chunks))
     np.save(generation / "spread-sample.npy", np.stack([stored[rows], stored_context[rows]]).astype(np.float32))
     del stored, stored_context
-    searchable = _faiss_index(np.ascontiguousarray(vectors, dtype=np.float32), kind)
+    searchable = build_faiss_index(np.ascontiguousarray(vectors, dtype=np.float32), kind)
     faiss.write_index(searchable, str(generation / "index.faiss"))
     del searchable
     arrays, meta = LexicalIndex.arrays_for(chunks)

@@ -9,12 +9,8 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -22,6 +18,7 @@ import pytest
 from bot import Bot, Config
 from bot.chunk import clean
 from bot.embed import Embedder
+from bot.measure.server import ServeProcess, free_port  # noqa: F401 - free_port: for the server tests
 
 #: The repository root, and the shared evaluation data beside it.
 ROOT = Path(__file__).resolve().parent.parent
@@ -141,43 +138,13 @@ def run_bot(*args: str, cwd: Path, timeout: float = 300) -> subprocess.Completed
 # -- a real `bot serve` on loopback ------------------------------------------------
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that is free right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_server(base: Path, log_path: Path) -> tuple[subprocess.Popen, str]:
+def start_server(base: Path, log_path: Path) -> tuple[ServeProcess, str]:
     """``bot serve`` on a free loopback port over ``base/seeds``; returns once it answers HTTP."""
-    port = free_port()
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    log = log_path.open("w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bot", "serve", "--seeds", str(base / "seeds"), "--index", str(base / "index"),
-         "--port", str(port)],
-        cwd=base, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"bot serve exited with {process.returncode}:\n{log_path.read_text()}")
-        try:
-            with urllib.request.urlopen(url + "config", timeout=2) as response:
-                if response.status == 200:
-                    return process, url
-        except OSError:
-            time.sleep(0.5)
-    stop_server(process)
-    raise RuntimeError(f"bot serve did not start in time:\n{log_path.read_text()}")
+    server = ServeProcess(base / "seeds", base / "index", log_path=log_path, cwd=base, start_timeout=180)
+    server.start().wait_until_serving()
+    return server, server.url
 
 
-def stop_server(process: subprocess.Popen) -> None:
+def stop_server(server: ServeProcess) -> None:
     """Stop a server started by start_server, politely first."""
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(5)
+    server.stop()

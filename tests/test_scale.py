@@ -17,7 +17,7 @@ import pytest
 
 import bot.index as index_module
 from bot import Config
-from bot.bench import _exact_top, synthetic_vectors
+from bot.measure.bench_scale import exact_top, synthetic_vectors
 from bot.index import (
     APPROXIMATE_INDEX, ARTIFACTS, EXACT_INDEX, IndexUnavailable, StringTable, load_index, settings_of, update_index,
 )
@@ -145,10 +145,10 @@ def test_approximate_index_recall_on_synthetic_vectors(tmp_path):
     vectors = synthetic_vectors(30_000, 384, seed=1)
     queries = synthetic_vectors(100, 384, seed=3)
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
-    index = index_module._faiss_index(vectors, APPROXIMATE_INDEX)
+    index = index_module.build_faiss_index(vectors, APPROXIMATE_INDEX)
     assert isinstance(index, faiss.IndexHNSWSQ) and index.ntotal == len(vectors)
 
-    truth = _exact_top(vectors, queries, 10)
+    truth = exact_top(vectors, queries, 10)
     flat = faiss.IndexFlatIP(384)
     flat.add(vectors)
     assert np.array_equal(truth, flat.search(queries, 10)[1])  # the bench's exact search is exact
@@ -322,25 +322,3 @@ def test_the_manifest_records_type_sizes_and_checksums(seeds_dir, index_dir, emb
     lines = data.splitlines(keepends=True)
     assert len(offsets) == len(lines) + 1 == manifest["chunks"] + 1
     assert offsets[-1] == len(data) and all(data[offsets[i] : offsets[i + 1]] == lines[i] for i in range(len(lines)))
-
-
-@pytest.mark.slow
-def test_bench_scale_figures_on_a_small_scale(tmp_path, monkeypatch):
-    """``bot bench --scale N --scale-only`` end to end, on a size small enough for a test."""
-    import io
-
-    from bot.bench import run_benchmarks
-
-    monkeypatch.chdir(tmp_path)
-    out = io.StringIO()
-    config = Config(seeds_dir=SEEDS, index_dir=tmp_path / "unused", exact_index_max_chunks=2000)
-    figures = run_benchmarks(config, out=out, scales=(3000,), base=False)
-    lines = out.getvalue().splitlines()
-    assert figures["index_type_3k"] == APPROXIMATE_INDEX
-    assert figures["recall_at_10_rescored_3k"] >= 0.95
-    assert 0 < figures["latency_p50_ms_3k"] <= figures["latency_p95_ms_3k"]
-    assert figures["peak_rss_mib_3k"] > 0 and figures["serve_first_answer_s_3k"] > 0
-    for start in ("index at 3k", "recall@10 vs exact at 3k", "answer latency at 3k",
-                  "serving process at 3k", "bot serve until it answers"):
-        assert any(line.startswith(start) for line in lines), (start, lines)
-    assert not (tmp_path / "unused").exists()
