@@ -44,7 +44,9 @@ import numpy as np
 
 from .chunk import Chunk, chunk_seed
 from .config import Config
-from .embed import MAX_BATCH_TOKENS, Embedder, _load_sentence_transformer, document_precision
+from .backend.onnx import MAX_BATCH_TOKENS
+from .backend.sentence_transformers import load_sentence_transformer as _load_sentence_transformer
+from .embed import Embedder, document_precision
 from .ingest import NoSeedsError, load_seeds
 
 #: Files in the generated corpus, and its shape.
@@ -98,10 +100,10 @@ def run_benchmarks(config: Config, out=None, scales: tuple[int, ...] = DEFAULT_S
 
     sentences = _seed_sentences(config)
     say(f"machine: {os.cpu_count()} CPU cores; model {config.model}; seeds {config.seeds_dir} "
-        f"({len(sentences)} distinct sentences); documents embedded as {document_precision(config.model)}")
+        f"({len(sentences)} distinct sentences); documents embedded as {document_precision(config)}")
     with tempfile.TemporaryDirectory(prefix="bot-bench-") as tmp:
         work = Path(tmp)
-        embedder = Embedder(config.model)
+        embedder = Embedder(config)
         if base:
             corpus = _write_corpus(sentences, work / "corpus")
             figures.update(_throughput(config, embedder, corpus, say))
@@ -172,9 +174,9 @@ def _throughput(config: Config, embedder: Embedder, corpus: Path, say) -> dict:
     texts = _builder_texts(config, corpus)
     rounds = [texts[(i * THROUGHPUT_TEXTS) % len(texts):][:THROUGHPUT_TEXTS] for i in range(ROUNDS)]
     plain = _load_sentence_transformer(config.model)  # SentenceTransformer(path), default device
-    contenders = {"ours": lambda batch: embedder.encode(batch, batch_size=config.batch_size),
+    contenders = {"ours": lambda batch: embedder.encode_documents(batch, batch_size=config.batch_size),
                   "plain": lambda batch: plain.encode(batch)}
-    default = document_precision(config.model)
+    default = document_precision(config)
     others = {"fp32": "model.onnx", "int8": "model-int8.onnx"}
     for precision, variant in others.items():  # the other ONNX graph(s), for comparison
         encoder = embedder._onnx(variant) if precision != default else None
@@ -210,7 +212,7 @@ def _throughput(config: Config, embedder: Embedder, corpus: Path, say) -> dict:
 
 
 def _path_name(embedder: Embedder, config: Config) -> str:
-    precision = document_precision(config.model)
+    precision = document_precision(config)
     if precision == "torch" or embedder.backend != "onnx":
         return "sentence-transformers"
     return f"ONNX Runtime {precision}, length-sorted batches of <= {MAX_BATCH_TOKENS} tokens"
@@ -426,7 +428,7 @@ def _scale_corpus(config: Config, embedder: Embedder, sentences: list[str], size
         chunks.extend(seed_chunks)
     real = len(chunks)
     texts = [c.text for c in chunks] + [c.context for c in chunks]
-    embedded = embedder.encode(texts, batch_size=config.batch_size) if chunks else None
+    embedded = embedder.encode_documents(texts, batch_size=config.batch_size) if chunks else None
     (seeds / "synthetic").mkdir()
     serial, number = 0, 0
     while len(chunks) < size:
