@@ -51,6 +51,21 @@ ONNX_CACHE = os.environ.get("BOT_ONNX_CACHE") or str(
 )
 
 
+@pytest.fixture(scope="session")
+def onnx_cache(tmp_path_factory) -> Path:
+    """An ONNX cache holding one fresh export of the bundled model, made once per session (about half a minute).
+
+    For the tests of the export and of the embedder, which must not depend on
+    an export made earlier by other code.
+    """
+    from bot.backend.onnx_export import ensure_onnx_export
+    from bot.config import DEFAULT_MODEL
+
+    cache = tmp_path_factory.mktemp("onnx-cache")
+    ensure_onnx_export(DEFAULT_MODEL, cache)
+    return cache
+
+
 @pytest.fixture(autouse=True)
 def _no_writes_outside_tmp(monkeypatch, tmp_path):
     """Keep every test's indexes in its tmp_path, away from ./index and the user's cache."""
