@@ -42,10 +42,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .chunk import Chunk, chunk_seed
-from .config import Config
 from .backend.onnx import MAX_BATCH_TOKENS
 from .backend.sentence_transformers import load_sentence_transformer as _load_sentence_transformer
+from .chunk import Chunk, chunk_seed
+from .config import Config
 from .embed import Embedder, document_precision
 from .ingest import NoSeedsError, load_seeds
 

@@ -17,7 +17,8 @@ from bot.backend.onnx_export import ensure_onnx_export, onnx_dir
 from bot.config import DEFAULT_MODEL
 from bot.embed import Embedder
 
-from test_embed import SENTENCES, cosines
+from conftest import EMBEDDING_TEXTS as SENTENCES
+from conftest import cosines
 
 
 @pytest.fixture(autouse=True)

@@ -22,44 +22,8 @@ from bot.backend.onnx_export import onnx_dir
 from bot.config import DEFAULT_MODEL
 from bot.embed import Embedder, model_identity
 
-from conftest import ROOT, SEEDS, copy_seeds
-
-#: A few dozen varied texts: short, long (past the 256-token limit), numbers,
-#: punctuation, accents, Cyrillic, CJK, emoji, empty and blank.
-SENTENCES = [
-    "Who taught Sezim to play the dombra?",
-    "When was her first album released?",
-    "How many concerts did she give in 2019?",
-    "Where was she born?",
-    "Sezim Baktybekova is a singer from Kyrgyzstan.",
-    "She learned the komuz from her grandmother in Naryn.",
-    "Her debut single reached number one in Bishkek in the spring of 2016.",
-    "The orchestra played for two hours, and the crowd sang every chorus.",
-    "Chopin left Warsaw in 1830 and never returned.",
-    "Link's sword is called the Master Sword.",
-    "What's your favourite song?!",
-    "ok",
-    "a",
-    "",
-    "   ",
-    "1994",
-    "42 % of 1,000,000 fans — really?",
-    "Café naïve Zürich façade déjà vu.",
-    "Сезим Бактыбекова — кыргызская певица.",
-    "她是一位来自吉尔吉斯斯坦的歌手。",
-    "彼女はキルギスの歌手です。",
-    "Concert tonight 🎤🎶 don't miss it!!!",
-    "<b>HTML</b> &amp; markdown **bold** [link](http://example.com)",
-    "The quick brown fox jumps over the lazy dog. " * 3,
-    "Tab\tseparated\nand new\nlines.",
-    "A" * 300,
-    "word " * 400,
-    " ".join(f"sentence number {i} about the tour of the year {1990 + i}." for i in range(60)),
-    "Is she married?",
-    "Did she win the Grammy?",
-    "Tell me about her childhood.",
-    "She wrote the lyrics herself, in Kyrgyz and in Russian, during the winter of 2020.",
-]
+from conftest import EMBEDDING_TEXTS as SENTENCES
+from conftest import ROOT, SEEDS, copy_seeds, cosines
 
 
 @pytest.fixture(autouse=True)
@@ -72,10 +36,6 @@ def _use_onnx_cache(monkeypatch, onnx_cache):
 def reference(embedder):
     """sentence-transformers' own vectors of SENTENCES, with its default settings."""
     return embedder.model.encode(SENTENCES, normalize_embeddings=True, convert_to_numpy=True)
-
-
-def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return np.sum(a * b, axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
 
 
 def test_a_question_is_embedded_exactly_and_without_torch_objects(reference):
