@@ -47,9 +47,7 @@ def copy_seeds(source: Path, target: Path) -> Path:
 
 #: Where the embedding model's ONNX export is kept: the user's cache, as for
 #: the bot itself, so that it is made once and not once per test.
-ONNX_CACHE = os.environ.get("BOT_ONNX_CACHE") or str(
-    Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "artist-bot" / "onnx"
-)
+ONNX_CACHE = str(Config().onnx_cache_dir)
 
 
 #: Varied texts for the embedding tests: short, long (past the 256-token limit), numbers,

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import DEFAULT_MODEL
+from ..config import DEFAULT_MODEL, prepare_libraries
 from . import DEFAULT_ALIASES, resolve_model
 from .onnx import EXACT, QUANTISED, OnnxEncoder, unit_rows
 from .sentence_transformers import dimension_of, load_sentence_transformer
@@ -191,6 +191,7 @@ def _export(name: str, work: Path) -> None:
 
 
 def _require_export_tools() -> None:
+    prepare_libraries()  # offline, quiet: before sentence-transformers and transformers are imported
     try:
         import onnx  # noqa: F401 - torch.onnx.export and the quantiser need it
         import onnxruntime  # noqa: F401
