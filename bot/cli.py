@@ -16,6 +16,10 @@ log = logging.getLogger("bot")
 
 
 def _setup_logging(verbose: int) -> None:
+    # bm25s sets its own logger to DEBUG when it is imported; imported later
+    # (bot's modules load lazily), it would undo the level set below.
+    import bm25s  # noqa: F401
+
     level = logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     logging.getLogger("bot").setLevel(level)
