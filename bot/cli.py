@@ -9,27 +9,52 @@ from pathlib import Path
 
 import click
 
-from .config import Config
+from .config import Config, prepare_libraries
 from .ingest import NoSeedsError
 
 log = logging.getLogger("bot")
 
 
 def _setup_logging(verbose: int) -> None:
+    # bm25s sets its own logger to DEBUG when it is imported; imported later
+    # (bot's modules load lazily), it would undo the level set below.
+    import bm25s  # noqa: F401
+
     level = logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     logging.getLogger("bot").setLevel(level)
     logging.getLogger("bm25s").setLevel(logging.WARNING)
 
 
-def common_options(command):
-    """``--seeds``, ``--index``, ``--model`` and ``-v``, shared by every command."""
+def common_options(command=None, *, folders_from_environment: bool = True):
+    """``--seeds``, ``--index``, ``--model`` and ``-v``, shared by every command.
+
+    The options default to ``$BOT_SEEDS``, ``$BOT_INDEX`` and ``$BOT_MODEL``
+    (shown in ``--help``). ``bot eval`` takes the folders from the
+    environment only as a fallback (``folders_from_environment=False``): its
+    seeds default to those beside the question set, its index to a cache.
+    Used as ``@common_options`` or ``@common_options(...)``.
+    """
+    if command is None:
+        return lambda inner: common_options(inner, folders_from_environment=folders_from_environment)
+    if folders_from_environment:
+        folders = [
+            click.option("--seeds", "seeds_dir", type=click.Path(path_type=Path), default=None, envvar="BOT_SEEDS",
+                         show_envvar=True, help="Folder of the artist's documents (default: ./seeds)."),
+            click.option("--index", "index_dir", type=click.Path(path_type=Path), default=None, envvar="BOT_INDEX",
+                         show_envvar=True, help="Folder of the built index (default: ./index)."),
+        ]
+    else:
+        folders = [
+            click.option("--seeds", "seeds_dir", type=click.Path(path_type=Path), default=None,
+                         help="Folder of the artist's documents (default: the seeds/ beside QA_PATH, "
+                              "else $BOT_SEEDS or ./seeds)."),
+            click.option("--index", "index_dir", type=click.Path(path_type=Path), default=None,
+                         help="Folder of the built index (default: a folder in the cache, never ./index)."),
+        ]
     options = [
-        click.option("--seeds", "seeds_dir", type=click.Path(path_type=Path), default=None,
-                     help="Folder of the artist's documents (default: ./seeds or $BOT_SEEDS)."),
-        click.option("--index", "index_dir", type=click.Path(path_type=Path), default=None,
-                     help="Folder of the built index (default: ./index or $BOT_INDEX)."),
-        click.option("--model", default=None,
+        *folders,
+        click.option("--model", default=None, envvar="BOT_MODEL", show_envvar=True,
                      help="sentence-transformers model name or path (default: bundled all-MiniLM-L6-v2)."),
         click.option("-v", "--verbose", count=True, help="Log more (-v: progress, -vv: debug)."),
     ]
@@ -121,7 +146,7 @@ def search(question, k, as_json, seeds_dir, index_dir, model, verbose):
 @click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON object of metrics.")
 @click.option("--misses", is_flag=True,
               help="Also list every question handled wrongly, with what the bot said (JSON: a \"misses\" key).")
-@common_options
+@common_options(folders_from_environment=False)
 def eval_command(qa_path, method, as_json, misses, seeds_dir, index_dir, model, verbose):
     """Measure answers to the questions in QA_PATH (a JSON-lines question set).
 
@@ -305,4 +330,5 @@ def loadtest(url, pid, fans, seconds, warmup, max_requests, timeout, think, fres
 
 def main() -> None:
     """Entry point of the ``bot`` console script."""
+    prepare_libraries()  # before any command imports Hugging Face's libraries or Gradio
     cli(prog_name="bot")

@@ -45,7 +45,7 @@ class Bot:
 
     def __init__(self, config: Config | None = None, embedder: Embedder | None = None):
         self.config = config or Config()
-        self.embedder = embedder or Embedder(self.config.model)
+        self.embedder = embedder or Embedder(self.config)
         self.persona: Persona = load_persona(self.config.persona_path)
         self.refusal_model = RefusalModel.bundled()
         self._retriever: Retriever | None = None

@@ -542,7 +542,7 @@ def settings_of(config: Config) -> dict:
     """The settings an index was built with; a difference forces a rebuild."""
     return {
         "format_version": FORMAT_VERSION,
-        "model": model_identity(config.model),
+        "model": model_identity(config),
         "chunking": {"splitter": SPLITTER, "window": config.window, "max_sentence_words": MAX_SENTENCE_WORDS},
     }
 
@@ -756,7 +756,7 @@ def _vectors_for(
         is_fresh[position : position + count] = False
     fresh = np.flatnonzero(is_fresh)
     texts = [chunks[i].text for i in fresh] + [chunks[i].context for i in fresh]
-    embedded = embedder.encode(texts, batch_size=config.batch_size, progress=progress and len(texts) > 512)
+    embedded = embedder.encode_documents(texts, batch_size=config.batch_size, progress=progress and len(texts) > 512)
     dimension = embedded.shape[1] if len(fresh) else old.vectors.shape[1]
     vectors = np.zeros((len(chunks), dimension), np.float32)
     context_vectors = np.zeros((len(chunks), dimension), np.float32)

@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from bot import Bot, Config
@@ -43,9 +44,65 @@ def copy_seeds(source: Path, target: Path) -> Path:
 
 #: Where the embedding model's ONNX export is kept: the user's cache, as for
 #: the bot itself, so that it is made once and not once per test.
-ONNX_CACHE = os.environ.get("BOT_ONNX_CACHE") or str(
-    Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "artist-bot" / "onnx"
-)
+ONNX_CACHE = str(Config().onnx_cache_dir)
+
+
+#: Varied texts for the embedding tests: short, long (past the 256-token limit), numbers,
+#: punctuation, accents, Cyrillic, CJK, emoji, empty and blank.
+EMBEDDING_TEXTS = [
+    "Who taught Sezim to play the dombra?",
+    "When was her first album released?",
+    "How many concerts did she give in 2019?",
+    "Where was she born?",
+    "Sezim Baktybekova is a singer from Kyrgyzstan.",
+    "She learned the komuz from her grandmother in Naryn.",
+    "Her debut single reached number one in Bishkek in the spring of 2016.",
+    "The orchestra played for two hours, and the crowd sang every chorus.",
+    "Chopin left Warsaw in 1830 and never returned.",
+    "Link's sword is called the Master Sword.",
+    "What's your favourite song?!",
+    "ok",
+    "a",
+    "",
+    "   ",
+    "1994",
+    "42 % of 1,000,000 fans — really?",
+    "Café naïve Zürich façade déjà vu.",
+    "Сезим Бактыбекова — кыргызская певица.",
+    "她是一位来自吉尔吉斯斯坦的歌手。",
+    "彼女はキルギスの歌手です。",
+    "Concert tonight 🎤🎶 don't miss it!!!",
+    "<b>HTML</b> &amp; markdown **bold** [link](http://example.com)",
+    "The quick brown fox jumps over the lazy dog. " * 3,
+    "Tab\tseparated\nand new\nlines.",
+    "A" * 300,
+    "word " * 400,
+    " ".join(f"sentence number {i} about the tour of the year {1990 + i}." for i in range(60)),
+    "Is she married?",
+    "Did she win the Grammy?",
+    "Tell me about her childhood.",
+    "She wrote the lyrics herself, in Kyrgyz and in Russian, during the winter of 2020.",
+]
+
+
+def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Cosine of each row of ``a`` with the same row of ``b``."""
+    return np.sum(a * b, axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+
+
+@pytest.fixture(scope="session")
+def onnx_cache(tmp_path_factory) -> Path:
+    """An ONNX cache holding one fresh export of the bundled model, made once per session (about half a minute).
+
+    For the tests of the export and of the embedder, which must not depend on
+    an export made earlier by other code.
+    """
+    from bot.backend.onnx_export import ensure_onnx_export
+    from bot.config import DEFAULT_MODEL
+
+    cache = tmp_path_factory.mktemp("onnx-cache")
+    ensure_onnx_export(DEFAULT_MODEL, cache)
+    return cache
 
 
 @pytest.fixture(autouse=True)

@@ -185,12 +185,12 @@ class DuringBuild:
         self.action = None
         self.ran = 0
 
-    def encode(self, texts, *args, **kwargs):
+    def encode_documents(self, texts, *args, **kwargs):
         if self.action is not None and len(texts) > 1:
             action, self.action = self.action, None
             action()
             self.ran += 1
-        return self.inner.encode(texts, *args, **kwargs)
+        return self.inner.encode_documents(texts, *args, **kwargs)
 
     def __getattr__(self, name):
         return getattr(self.inner, name)

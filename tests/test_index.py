@@ -60,13 +60,13 @@ def rows_of(loaded, name: str) -> tuple[list, bytes, bytes]:
 def spy(monkeypatch, embedder):
     """Record every text the real model is asked to embed (it still embeds them)."""
     seen: list[str] = []
-    original = embedder.encode
+    original = embedder.encode_documents
 
     def encode(texts, *args, **kwargs):
         seen.extend(texts)
         return original(texts, *args, **kwargs)
 
-    monkeypatch.setattr(embedder, "encode", encode)
+    monkeypatch.setattr(embedder, "encode_documents", encode)
     return seen
 
 
@@ -114,12 +114,12 @@ def test_build_writes_a_complete_generation(seeds_dir, index_dir, embedder):
     # the same vector up to batching and quantisation, far closer than any
     # other sentence's.
     texts = [c.text for c in expected_chunks]
-    cosines = np.einsum("ij,ij->i", loaded.vectors, embedder.encode(texts))
+    cosines = np.einsum("ij,ij->i", loaded.vectors, embedder.encode_documents(texts))
     assert cosines.min() > 0.98, cosines
-    contexts = embedder.encode([c.context for c in expected_chunks])
+    contexts = embedder.encode_documents([c.context for c in expected_chunks])
     assert np.einsum("ij,ij->i", loaded.context_vectors, contexts).min() > 0.98
     for row in (0, 3, len(texts) - 1):
-        scores, rows = loaded.faiss_index.search(embedder.encode([texts[row]]), 2)
+        scores, rows = loaded.faiss_index.search(embedder.encode_question(texts[row])[None, :], 2)
         assert rows[0][0] == row and scores[0][0] > 0.98 and scores[0][1] < scores[0][0] - 0.05
 
 

@@ -104,8 +104,9 @@ def test_growing_past_the_threshold_switches_type_and_embeds_only_the_new_file(t
 
     (seeds / "d.txt").write_text("Sezim toured Japan. She sang in Osaka. Fans queued all night.", encoding="utf-8")
     seen = []
-    original = embedder.encode
-    monkeypatch.setattr(embedder, "encode", lambda texts, *a, **k: seen.extend(texts) or original(texts, *a, **k))
+    original = embedder.encode_documents
+    monkeypatch.setattr(embedder, "encode_documents",
+                        lambda texts, *a, **k: seen.extend(texts) or original(texts, *a, **k))
     report = update_index(config, embedder)
     big = load_index(config.index_dir, settings_of(config))
     assert report.added == ["d.txt"] and report.embedded == 3 and len(seen) == 6

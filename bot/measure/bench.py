@@ -38,13 +38,9 @@ from pathlib import Path
 
 from ..chunk import chunk_seed
 from ..config import Config
-from ..embed import (
-    MAX_BATCH_TOKENS,
-    Embedder,
-    OnnxEncoder,
-    document_precision,
-    ensure_onnx_export,
-)
+from ..backend.onnx import MAX_BATCH_TOKENS, OnnxEncoder
+from ..backend.onnx_export import ensure_onnx_export
+from ..embed import Embedder, document_precision
 from ..ingest import load_seeds
 from .bench_process import ask_end_to_end, serve_start, serving_process
 from .bench_scale import at_scale
@@ -82,10 +78,10 @@ def run_benchmarks(config: Config, out=None, scales: tuple[int, ...] = DEFAULT_S
 
     sentences = seed_sentences(config)
     say(f"machine: {os.cpu_count()} CPU cores; model {config.model}; seeds {config.seeds_dir} "
-        f"({len(sentences)} distinct sentences); documents embedded as {document_precision(config.model)}")
+        f"({len(sentences)} distinct sentences); documents embedded as {document_precision(config)}")
     with tempfile.TemporaryDirectory(prefix="bot-bench-") as tmp:
         work = Path(tmp)
-        embedder = Embedder(config.model)
+        embedder = Embedder(config)
         if base:
             index = work / "seeds-index"
             corpus = _write_corpus(sentences, work / "corpus")
@@ -136,10 +132,10 @@ _GRAPHS = {"fp32": "model.onnx", "int8": "model-int8.onnx"}
 _GRAPH_NOTES = {"fp32": "exact vectors, as questions", "int8": "BOT_EMBED_DOCUMENTS=int8; vectors within ~0.99 cosine"}
 
 
-def _other_graph(model: str, variant: str) -> OnnxEncoder | None:
-    """The ONNX graph ``variant`` of ``model``, or None when the model has none to compare."""
+def _other_graph(config: Config, variant: str) -> OnnxEncoder | None:
+    """The ONNX graph ``variant`` of the configured model, or None when the model has none to compare."""
     try:
-        folder = ensure_onnx_export(model)
+        folder = ensure_onnx_export(config.model, config.onnx_cache_dir)
         return OnnxEncoder(folder, variant) if (folder / variant).is_file() else None
     except (ImportError, OSError, RuntimeError, ValueError):  # the model cannot run through ONNX Runtime
         return None
@@ -148,12 +144,12 @@ def _other_graph(model: str, variant: str) -> OnnxEncoder | None:
 def _contenders(config: Config, embedder: Embedder) -> tuple[dict, object]:
     """The encoders to compare by name ("ours", "plain", and the other ONNX graphs), and the plain model."""
     # A SentenceTransformer of the model, loaded as sentence-transformers does by default.
-    plain = Embedder(config.model).model
-    contenders = {"ours": lambda batch: embedder.encode(batch, batch_size=config.batch_size),
+    plain = Embedder(config).model
+    contenders = {"ours": lambda batch: embedder.encode_documents(batch, batch_size=config.batch_size),
                   "plain": lambda batch: plain.encode(batch)}
-    default = document_precision(config.model)
+    default = document_precision(config)
     for precision, variant in _GRAPHS.items():
-        encoder = _other_graph(config.model, variant) if precision != default else None
+        encoder = _other_graph(config, variant) if precision != default else None
         if encoder is not None:
             contenders[precision] = lambda batch, encoder=encoder: encoder.encode(batch, config.batch_size)
     return contenders, plain
@@ -197,7 +193,7 @@ def _throughput(config: Config, embedder: Embedder, corpus: Path, say) -> dict:
 
 
 def _path_name(embedder: Embedder, config: Config) -> str:
-    precision = document_precision(config.model)
+    precision = document_precision(config)
     if precision == "torch" or embedder.backend != "onnx":
         return "sentence-transformers"
     return f"ONNX Runtime {precision}, length-sorted batches of <= {MAX_BATCH_TOKENS} tokens"

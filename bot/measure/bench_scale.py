@@ -115,7 +115,7 @@ def scale_corpus(config: Config, embedder: Embedder, sentences: list[str], size:
         chunks.extend(seed_chunks)
     real = len(chunks)
     texts = [c.text for c in chunks] + [c.context for c in chunks]
-    embedded = embedder.encode(texts, batch_size=config.batch_size) if chunks else None
+    embedded = embedder.encode_documents(texts, batch_size=config.batch_size) if chunks else None
     (seeds / "synthetic").mkdir()
     serial, number = 0, 0
     while len(chunks) < size:

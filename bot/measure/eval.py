@@ -83,8 +83,7 @@ def default_seeds_for(qa_path: Path, fallback: Path) -> Path:
 
 def cache_dir_for(seeds_dir: Path) -> Path:
     """An index folder for evaluating ``seeds_dir``, outside the project's ``index/``."""
-    # TODO(issue 10, config): take the cache root from Config.cache_dir once it exists, not the environment.
-    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "artist-bot" / "eval"
+    base = Config().cache_dir / "eval"
     key = hashlib.sha256(str(seeds_dir.resolve()).encode()).hexdigest()[:16]
     return base / f"{seeds_dir.resolve().name}-{key}"
 
