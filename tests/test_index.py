@@ -19,7 +19,7 @@ import faiss
 import numpy as np
 import pytest
 
-import bot.index as index_module
+import bot.index.build as index_build
 from bot import Config
 from bot.chunk import chunk_seed
 from bot.index import ARTIFACTS, FORMAT_VERSION, IndexUnavailable, load_index, settings_of, update_index
@@ -251,11 +251,11 @@ def test_a_build_that_dies_midway_leaves_the_previous_index(tmp_path, embedder, 
     (seeds / "d.txt").write_text("A new file.", encoding="utf-8")
     with monkeypatch.context() as patch:
         if point == "faiss":
-            patch.setattr(index_module.faiss, "write_index", _crash_while_writing_faiss(faiss.write_index))
+            patch.setattr(faiss, "write_index", _crash_while_writing_faiss(faiss.write_index))
         elif point == "fsync":  # every file written, about to be switched to
-            patch.setattr(index_module, "_fsync", lambda path: (_ for _ in ()).throw(Crash(str(path))))
+            patch.setattr(index_build, "fsync", lambda path: (_ for _ in ()).throw(Crash(str(path))))
         else:  # the new CURRENT is written but not yet moved into place
-            patch.setattr(index_module.os, "replace", lambda *a: (_ for _ in ()).throw(Crash("replace")))
+            patch.setattr(index_build.os, "replace", lambda *a: (_ for _ in ()).throw(Crash("replace")))
         with pytest.raises(Crash):
             update_index(config, embedder)
 

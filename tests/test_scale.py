@@ -15,11 +15,13 @@ import faiss
 import numpy as np
 import pytest
 
-import bot.index as index_module
+import bot.index.files as index_files
+import bot.index.manifest as index_manifest
 from bot import Config
 from bot.bench import _exact_top, synthetic_vectors
 from bot.index import (
-    APPROXIMATE_INDEX, ARTIFACTS, EXACT_INDEX, IndexUnavailable, StringTable, load_index, settings_of, update_index,
+    APPROXIMATE_INDEX, ARTIFACTS, EXACT_INDEX, FORMAT_VERSION, HNSW_EF_CONSTRUCTION, HNSW_M, ChunkStore,
+    IndexUnavailable, RowFile, StringTable, faiss_index_for, load_index, settings_of, update_index,
 )
 from bot.query import words
 from bot.retrieve import _top_rows
@@ -64,8 +66,8 @@ def test_the_index_type_switches_at_the_threshold(seeds_dir, tmp_path, embedder,
     assert exact.vectors.dtype == np.float32 and exact.manifest["vectors_dtype"] == "float32"
 
     assert approximate.manifest["index"] == {
-        "type": APPROXIMATE_INDEX, "exact_index_max_chunks": chunks - 1, "M": index_module.HNSW_M,
-        "ef_construction": index_module.HNSW_EF_CONSTRUCTION, "quantizer": "SQ8",
+        "type": APPROXIMATE_INDEX, "exact_index_max_chunks": chunks - 1, "M": HNSW_M,
+        "ef_construction": HNSW_EF_CONSTRUCTION, "quantizer": "SQ8",
     }
     assert isinstance(approximate.faiss_index, faiss.IndexHNSWSQ)
     assert approximate.faiss_index.metric_type == faiss.METRIC_INNER_PRODUCT
@@ -94,7 +96,7 @@ def test_the_default_threshold_keeps_small_corpora_exact(seeds_dir, index_dir, e
 @pytest.mark.parametrize("files", ["small", "big"])
 def test_growing_past_the_threshold_switches_type_and_embeds_only_the_new_file(tmp_path, embedder, monkeypatch, files):
     if files == "big":  # the previous generation's vectors and chunks are read on demand
-        monkeypatch.setattr(index_module, "MMAP_MIN_BYTES", 1)
+        monkeypatch.setattr(index_files, "MMAP_MIN_BYTES", 1)
     seeds = three_files(tmp_path)
     first = chunk_count(seeds, tmp_path / "probe", embedder)
     config = Config(seeds_dir=seeds, index_dir=tmp_path / "index", exact_index_max_chunks=first + 1)
@@ -145,7 +147,7 @@ def test_approximate_index_recall_on_synthetic_vectors(tmp_path):
     vectors = synthetic_vectors(30_000, 384, seed=1)
     queries = synthetic_vectors(100, 384, seed=3)
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
-    index = index_module._faiss_index(vectors, APPROXIMATE_INDEX)
+    index = faiss_index_for(vectors, APPROXIMATE_INDEX)
     assert isinstance(index, faiss.IndexHNSWSQ) and index.ntotal == len(vectors)
 
     truth = _exact_top(vectors, queries, 10)
@@ -181,7 +183,7 @@ def test_big_files_are_mapped_or_read_on_demand_with_the_same_answers(seeds_dir,
     read.ensure_index()
     assert read.retriever.index.mapped == read.retriever.index.on_demand == []  # a small index is read whole
 
-    monkeypatch.setattr(index_module, "MMAP_MIN_BYTES", 1)  # every file counts as big
+    monkeypatch.setattr(index_files, "MMAP_MIN_BYTES", 1)  # every file counts as big
     mapped = make_bot(seeds_dir, index_dir)
     assert mapped.ensure_index() is None
     loaded = mapped.retriever.index
@@ -195,7 +197,7 @@ def test_big_files_are_mapped_or_read_on_demand_with_the_same_answers(seeds_dir,
 
     # Rows read on demand are the rows of the file.
     vectors = loaded.vectors
-    assert isinstance(vectors, index_module.RowFile) and isinstance(loaded.chunks, index_module.ChunkStore)
+    assert isinstance(vectors, RowFile) and isinstance(loaded.chunks, ChunkStore)
     whole = np.load(loaded.path / "vectors.npy")
     assert vectors.shape == whole.shape and vectors.dtype == whole.dtype and len(vectors) == len(whole)
     np.testing.assert_array_equal(np.asarray(vectors), whole)
@@ -273,11 +275,11 @@ def test_big_files_are_checked_by_size_and_samples_at_load_and_in_full_by_a_buil
     manifest = json.loads((generation / "manifest.json").read_text(encoding="utf-8"))
     assert set(manifest["artifact_sizes"]) == set(manifest["artifact_samples"]) == set(ARTIFACTS)
     # Treat every file as big: 4 sampled blocks of 16 bytes each.
-    monkeypatch.setattr(index_module, "FULL_CHECKSUM_MAX_BYTES", 0)
-    monkeypatch.setattr(index_module, "_SAMPLE_BLOCK", 16)
-    monkeypatch.setattr(index_module, "_SAMPLE_BLOCKS", 4)
+    monkeypatch.setattr(index_manifest, "FULL_CHECKSUM_MAX_BYTES", 0)
+    monkeypatch.setattr(index_manifest, "_SAMPLE_BLOCK", 16)
+    monkeypatch.setattr(index_manifest, "_SAMPLE_BLOCKS", 4)
     for name in ARTIFACTS:  # the samples were taken with other block sizes: re-record them
-        manifest["artifact_samples"][name] = index_module.sampled_sha256(generation / name)
+        manifest["artifact_samples"][name] = index_manifest.sampled_sha256(generation / name)
     (generation / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
     load_index(index_dir, settings_of(config))
 
@@ -312,7 +314,7 @@ def test_the_manifest_records_type_sizes_and_checksums(seeds_dir, index_dir, emb
     update_index(config, embedder)
     generation = live(index_dir)
     manifest = json.loads((generation / "manifest.json").read_text(encoding="utf-8"))
-    assert manifest["format_version"] == index_module.FORMAT_VERSION >= 2
+    assert manifest["format_version"] == FORMAT_VERSION >= 2
     for name in ARTIFACTS:
         assert manifest["artifact_sizes"][name] == (generation / name).stat().st_size
         assert re.fullmatch(r"[0-9a-f]{64}", manifest["artifacts"][name])
