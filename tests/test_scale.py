@@ -1,37 +1,36 @@
-"""Indexes at scale: the index type by size, approximate recall, memory-mapped loading,
-incremental updates and damage detection in the compact format.
+"""Indexes at scale: the index type by size, approximate recall, memory-mapped loading and
+incremental updates. (Checksums of big files are in ``test_index_manifest.py``.)
 
 Real model, real FAISS, real seeds; only the recall test uses synthetic vectors.
 """
 
 from __future__ import annotations
 
-import json
-import re
 from collections import Counter
 from pathlib import Path
 
 import faiss
 import numpy as np
 import pytest
+from conftest import DOMBRA, SEEDS, SEZIM_FILE
 
 import bot.index.files as index_files
-import bot.index.manifest as index_manifest
 from bot import Config
 from bot.bench import _exact_top, synthetic_vectors
 from bot.index import (
-    APPROXIMATE_INDEX, ARTIFACTS, EXACT_INDEX, FORMAT_VERSION, HNSW_EF_CONSTRUCTION, HNSW_M, ChunkStore,
-    IndexUnavailable, RowFile, StringTable, faiss_index_for, load_index, settings_of, update_index,
+    APPROXIMATE_INDEX,
+    EXACT_INDEX,
+    HNSW_EF_CONSTRUCTION,
+    HNSW_M,
+    ChunkStore,
+    RowFile,
+    faiss_index_for,
+    load_index,
+    settings_of,
+    update_index,
 )
 from bot.query import words
 from bot.retrieve import _top_rows
-
-from conftest import DOMBRA, SEEDS, SEZIM_FILE
-
-
-
-def live(index: Path) -> Path:
-    return index / (index / "CURRENT").read_text(encoding="utf-8").strip()
 
 
 def three_files(tmp_path: Path) -> Path:
@@ -244,86 +243,6 @@ def test_chunks_vocabulary_and_words_are_read_on_demand(seeds_dir, index_dir, em
     assert all(index.lexical.document_frequency(t) == n for t, n in frequency.items())
     assert index.lexical.document_frequency("zanzibar") == 0
     assert retriever.unknown_terms("dombra zanzibar")[0] == ["zanzibar"]
-
-
-def test_string_table_lookups():
-    strings = ["b", "a", "ä", "zz", "", "a", "日本"]
-    table = StringTable(*StringTable.arrays(strings))
-    assert list(table) == sorted(set(strings)) and len(table) == 6
-    assert all(s in table for s in strings) and "c" not in table and 3 not in table
-    assert [table.position(s) for s in sorted(set(strings))] == list(range(6))
-    assert {"a", "c", "日本", "x"} - table == {"c", "x"}
-    empty = StringTable(*StringTable.arrays([]))
-    assert len(empty) == 0 and "a" not in empty and {"a"} - empty == {"a"}
-
-
-# -- checksums of big files -----------------------------------------------------------------
-
-
-def _flip(path: Path, position: int) -> None:
-    data = bytearray(path.read_bytes())
-    data[position] ^= 0xFF
-    path.write_bytes(bytes(data))
-
-
-def test_big_files_are_checked_by_size_and_samples_at_load_and_in_full_by_a_build(
-    seeds_dir, index_dir, embedder, make_bot, monkeypatch, caplog
-):
-    config = Config(seeds_dir=seeds_dir, index_dir=index_dir)
-    update_index(config, embedder)
-    generation = live(index_dir)
-    manifest = json.loads((generation / "manifest.json").read_text(encoding="utf-8"))
-    assert set(manifest["artifact_sizes"]) == set(manifest["artifact_samples"]) == set(ARTIFACTS)
-    # Treat every file as big: 4 sampled blocks of 16 bytes each.
-    monkeypatch.setattr(index_manifest, "FULL_CHECKSUM_MAX_BYTES", 0)
-    monkeypatch.setattr(index_manifest, "_SAMPLE_BLOCK", 16)
-    monkeypatch.setattr(index_manifest, "_SAMPLE_BLOCKS", 4)
-    for name in ARTIFACTS:  # the samples were taken with other block sizes: re-record them
-        manifest["artifact_samples"][name] = index_manifest.sampled_sha256(generation / name)
-    (generation / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
-    load_index(index_dir, settings_of(config))
-
-    # A flipped byte inside a sampled block is caught at load.
-    chunks_file = generation / "chunks.jsonl"
-    original = chunks_file.read_bytes()
-    _flip(chunks_file, 3)
-    with pytest.raises(IndexUnavailable, match="chunks.jsonl"):
-        load_index(index_dir, settings_of(config))
-    # A truncated file is caught by its size.
-    chunks_file.write_bytes(original[:-1])
-    with pytest.raises(IndexUnavailable, match="chunks.jsonl"):
-        load_index(index_dir, settings_of(config))
-    # A flipped byte between the samples passes a load, but not a full check ...
-    size = len(original)
-    sampled = {(size - 16) * i // 3 + j for i in range(4) for j in range(16)}
-    between = next(p for p in range(size // 2, size) if p not in sampled and original[p : p + 1] == b"a")
-    chunks_file.write_bytes(original[:between] + b"b" + original[between + 1 :])
-    load_index(index_dir, settings_of(config))
-    with pytest.raises(IndexUnavailable, match="chunks.jsonl"):
-        load_index(index_dir, settings_of(config), verify="full")
-    # ... and every build checks in full: the damage is found and rebuilt.
-    report = update_index(config, embedder)
-    assert report.rebuilt_because == "chunks.jsonl is missing or damaged"
-    assert load_index(index_dir, settings_of(config), verify="full").chunks[0].source == SEZIM_FILE
-    bot = make_bot(seeds_dir, index_dir)
-    assert "grandmother" in bot.answer(DOMBRA).text
-
-
-def test_the_manifest_records_type_sizes_and_checksums(seeds_dir, index_dir, embedder):
-    config = Config(seeds_dir=seeds_dir, index_dir=index_dir)
-    update_index(config, embedder)
-    generation = live(index_dir)
-    manifest = json.loads((generation / "manifest.json").read_text(encoding="utf-8"))
-    assert manifest["format_version"] == FORMAT_VERSION >= 2
-    for name in ARTIFACTS:
-        assert manifest["artifact_sizes"][name] == (generation / name).stat().st_size
-        assert re.fullmatch(r"[0-9a-f]{64}", manifest["artifacts"][name])
-    # chunks.jsonl stays one JSON object a line, and the offsets point at each line.
-    offsets = np.load(generation / "chunks.offsets.npy")
-    data = (generation / "chunks.jsonl").read_bytes()
-    lines = data.splitlines(keepends=True)
-    assert len(offsets) == len(lines) + 1 == manifest["chunks"] + 1
-    assert offsets[-1] == len(data) and all(data[offsets[i] : offsets[i + 1]] == lines[i] for i in range(len(lines)))
 
 
 @pytest.mark.slow
