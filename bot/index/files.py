@@ -164,8 +164,8 @@ class RowFile:
     Stands in for the array of a big vector file: ``vectors[rows]`` reads
     just those rows, so a process's memory holds no more of the file than
     the candidates of the question at hand (a memory map would do the same,
-    but the kernel maps 64 KiB around every row touched, and a few thousand
-    questions later the whole file counts in the process's RSS). Supports
+    but the kernel reads ahead around every row touched, and after enough
+    questions the whole file counts in the process's RSS). Supports
     ``len``, ``shape``, ``dtype``, ``astype`` and indexing by an int, a
     slice or a sequence of ints.
     """
