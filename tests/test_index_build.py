@@ -17,7 +17,15 @@ from pathlib import Path
 import faiss
 import numpy as np
 import pytest
-from conftest import DOMBRA, SEEDS, SEZIM_FILE, bot_command, bot_env, copy_seeds
+from conftest import (
+    DOMBRA,
+    SEEDS,
+    SEZIM_FILE,
+    bot_command,
+    bot_env,
+    copy_seeds,
+    live_generation,
+)
 
 import bot.index.build as index_build
 from bot import Config
@@ -28,10 +36,6 @@ from bot.ingest import load_seeds
 
 def generations(index: Path) -> set[str]:
     return {p.name for p in index.iterdir() if p.name.startswith("gen-")} if index.is_dir() else set()
-
-
-def live(index: Path) -> Path:
-    return index / (index / "CURRENT").read_text(encoding="utf-8").strip()
 
 
 def split_seeds(tmp_path: Path) -> Path:
@@ -81,7 +85,7 @@ def test_build_writes_a_complete_generation(seeds_dir, index_dir, embedder):
     assert report.rebuilt_because is None
 
     # Layout: CURRENT names one complete generation; nothing temporary is left.
-    generation = live(index_dir)
+    generation = live_generation(index_dir)
     assert generation.name.startswith("gen-") and generation.is_dir()
     assert generations(index_dir) == {generation.name}
     assert not list(index_dir.glob(".CURRENT.*"))
@@ -123,7 +127,7 @@ def test_build_writes_a_complete_generation(seeds_dir, index_dir, embedder):
 def test_second_build_is_a_noop(seeds_dir, index_dir, embedder, spy):
     config = Config(seeds_dir=seeds_dir, index_dir=index_dir)
     first = update_index(config, embedder)
-    generation = live(index_dir)
+    generation = live_generation(index_dir)
     files_before = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in generation.iterdir()}
     embedded_before = len(spy)
 
@@ -132,7 +136,7 @@ def test_second_build_is_a_noop(seeds_dir, index_dir, embedder, spy):
     assert second.embedded == 0 and len(spy) == embedded_before
     assert second.unchanged == 1 and second.chunks == first.chunks
     assert second.summary().startswith("Index is up to date")
-    assert live(index_dir) == generation and generations(index_dir) == {generation.name}
+    assert live_generation(index_dir) == generation and generations(index_dir) == {generation.name}
     assert {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in generation.iterdir()} == files_before
 
 
@@ -202,7 +206,7 @@ def test_only_the_live_and_previous_generations_are_kept(tmp_path, embedder):
     for round_ in range(4):
         (seeds / "extra.txt").write_text(f"Sezim gave concert number {round_}.", encoding="utf-8")
         update_index(config, embedder)
-        assert live(config.index_dir).name in generations(config.index_dir)
+        assert live_generation(config.index_dir).name in generations(config.index_dir)
         assert len(generations(config.index_dir)) <= 2
     assert load_index(config.index_dir).chunks[-1].text == "Sezim gave concert number 3."
 

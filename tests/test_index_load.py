@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import DOMBRA, SEZIM_FILE
+from conftest import DOMBRA, SEZIM_FILE, live_generation
 
 from bot import Config
 from bot.chunk import chunk_seed
@@ -28,18 +28,13 @@ from bot.index import (
 from bot.index.manifest import artifact_checksums
 from bot.ingest import load_seeds
 
-
-def live(index: Path) -> Path:
-    return index / (index / "CURRENT").read_text(encoding="utf-8").strip()
-
-
 # -- what a load opens -----------------------------------------------------------------
 
 
 def test_a_load_opens_every_file_of_the_live_generation(seeds_dir, index_dir, embedder):
     config = Config(seeds_dir=seeds_dir, index_dir=index_dir)
     update_index(config, embedder)
-    generation = live(index_dir)
+    generation = live_generation(index_dir)
     loaded = load_index(index_dir, settings_of(config))
     (seed,) = [s for s in load_seeds(seeds_dir) if s.path == SEZIM_FILE]
     expected_chunks = chunk_seed(seed, config.window)
@@ -107,7 +102,7 @@ def test_a_damaged_index_is_detected_and_rebuilt_with_one_log_line(seeds_dir, in
     make_bot(seeds_dir, index_dir).update()
     good = load_index(index_dir, settings_of(config))
     name, spoil = DAMAGE[damage]
-    spoil(live(index_dir) / name)
+    spoil(live_generation(index_dir) / name)
 
     with pytest.raises(IndexUnavailable) as problem:
         load_index(index_dir, settings_of(config))
@@ -141,13 +136,13 @@ def test_a_bad_current_pointer_is_detected_and_rebuilt(seeds_dir, index_dir, mak
         load_index(index_dir)
     report = make_bot(seeds_dir, index_dir).ensure_index()
     assert report is not None and report.added == [SEZIM_FILE]
-    assert live(index_dir).parent == index_dir and load_index(index_dir).chunks
+    assert live_generation(index_dir).parent == index_dir and load_index(index_dir).chunks
     (seed,) = [s for s in load_seeds(seeds_dir) if s.path == SEZIM_FILE]
     assert load_index(index_dir).chunks == chunk_seed(seed, Config().window)
 
 
 def _rewrite_manifest(index: Path, **changes) -> None:
-    path = live(index) / "manifest.json"
+    path = live_generation(index) / "manifest.json"
     manifest = json.loads(path.read_text(encoding="utf-8"))
     manifest.update(changes)
     path.write_text(json.dumps(manifest), encoding="utf-8")
@@ -206,7 +201,7 @@ def test_files_that_disagree_with_each_other_are_refused(seeds_dir, index_dir, e
     """Checksums that match but contents that do not fit together (a bug, not a disk fault)."""
     config = Config(seeds_dir=seeds_dir, index_dir=index_dir)
     update_index(config, embedder)
-    generation = live(index_dir)
+    generation = live_generation(index_dir)
     sample = np.load(generation / "spread-sample.npy")
     vectors = np.load(generation / "vectors.npy")
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import DOMBRA, SEZIM_FILE
+from conftest import DOMBRA, SEZIM_FILE, live_generation
 
 import bot.index.manifest as index_manifest
 from bot import Config
@@ -42,11 +42,6 @@ from bot.index.manifest import (
     index_entry,
     vector_dtype,
 )
-
-
-def live(index: Path) -> Path:
-    return index / (index / "CURRENT").read_text(encoding="utf-8").strip()
-
 
 # -- settings and index type --------------------------------------------------------------
 
@@ -157,7 +152,7 @@ def test_big_files_are_checked_by_size_and_samples_at_load_and_in_full_by_a_buil
 ):
     config = Config(seeds_dir=seeds_dir, index_dir=index_dir)
     update_index(config, embedder)
-    generation = live(index_dir)
+    generation = live_generation(index_dir)
     manifest = json.loads((generation / "manifest.json").read_text(encoding="utf-8"))
     assert set(manifest["artifact_sizes"]) == set(manifest["artifact_samples"]) == set(ARTIFACTS)
     # Treat every file as big: 4 sampled blocks of 16 bytes each.
@@ -198,7 +193,7 @@ def test_big_files_are_checked_by_size_and_samples_at_load_and_in_full_by_a_buil
 def test_the_manifest_records_type_sizes_and_checksums(seeds_dir, index_dir, embedder):
     config = Config(seeds_dir=seeds_dir, index_dir=index_dir)
     update_index(config, embedder)
-    generation = live(index_dir)
+    generation = live_generation(index_dir)
     manifest = json.loads((generation / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["format_version"] == FORMAT_VERSION >= 2
     for name in ARTIFACTS:
