@@ -134,6 +134,11 @@ def index_dir(tmp_path) -> Path:
     return tmp_path / "index"
 
 
+def live_generation(index: Path) -> Path:
+    """The generation folder an index's CURRENT names, read directly rather than by the code under test."""
+    return index / (index / "CURRENT").read_text(encoding="utf-8").strip()
+
+
 @pytest.fixture
 def make_bot(embedder):
     """Make a real Bot over a seeds and an index folder, sharing the loaded model."""

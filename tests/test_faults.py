@@ -1,8 +1,8 @@
 """Faults while serving: an index folder that cannot be written, seeds that change during a
 rebuild, and hostile seed folders (huge files, empty files, links out of ``seeds/``).
 
-Real model, real FAISS, real files. (Killed builds and damaged index files are in
-``test_index.py``; binary, undecodable and oversized seeds in ``test_ingest.py``.)
+Real model, real FAISS, real files. (Killed builds are in ``test_index_build.py``, damaged
+index files in ``test_index_load.py``; binary, undecodable and oversized seeds in ``test_ingest.py``.)
 """
 
 from __future__ import annotations

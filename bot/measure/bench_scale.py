@@ -206,7 +206,7 @@ def _write_index(corpus: ScaleCorpus, label: str, prepared: float, say) -> dict:
 
 def _recall_figures(settings: Config, index, kind: str, vectors: np.ndarray, label: str, say) -> dict:
     """recall@10 of the approximate index (or of one built for the figure) against exact search."""
-    from ..index import APPROXIMATE_INDEX, EXACT_INDEX, build_faiss_index
+    from ..index import APPROXIMATE_INDEX, EXACT_INDEX, faiss_index_for
 
     # The questions are drawn like the corpus vectors: the real questions are
     # far from every synthetic vector, where exact ranks are near-ties.
@@ -215,7 +215,7 @@ def _recall_figures(settings: Config, index, kind: str, vectors: np.ndarray, lab
         approximate, stored, what = index.faiss_index, index.vectors, "the index"
     else:
         started = time.perf_counter()
-        approximate = build_faiss_index(vectors, APPROXIMATE_INDEX)
+        approximate = faiss_index_for(vectors, APPROXIMATE_INDEX)
         built = time.perf_counter() - started
         stored = vectors.astype(np.float16)
         what = (f"an {APPROXIMATE_INDEX} index over the same vectors (built in {built:.1f} s; "
