@@ -27,7 +27,9 @@ MAX_SENTENCE_WORDS = 80
 
 #: Names the chunking by what it does, for the index's settings: a change here
 #: (or in how documents are read) must re-chunk every seed, not only the edited ones.
-SPLITTER = f"syntok, numbering abbreviations kept; headings and questions apart, answers carry their question; {EXTRACTION}"
+SPLITTER = (
+    f"syntok, numbering abbreviations kept; headings and questions apart, answers carry their question; {EXTRACTION}"
+)
 
 # Abbreviations that introduce a number ("Op. 58", "Nos. 1 and 2", "Vol. 2",
 # "p. 12"), common in writing about music. syntok knows "No." but ends a

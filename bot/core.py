@@ -45,7 +45,7 @@ class Bot:
 
     def __init__(self, config: Config | None = None, embedder: Embedder | None = None):
         self.config = config or Config()
-        self.embedder = embedder or Embedder(self.config.model)
+        self.embedder = embedder or Embedder(self.config)
         self.persona: Persona = load_persona(self.config.persona_path)
         self.refusal_model = RefusalModel.bundled()
         self._retriever: Retriever | None = None
@@ -73,7 +73,9 @@ class Bot:
             index = load_index(self.config.index_dir, settings_of(self.config))
         except IndexUnavailable:
             return self.update(progress)  # update_index logs why, once
-        seeds = load_seeds(self.config.seeds_dir, self.config.max_seed_bytes, max_pdf_pages=self.config.max_pdf_pages)
+        config = self.config
+        seeds = load_seeds(config.seeds_dir, config.max_seed_bytes, max_pdf_pages=config.max_pdf_pages,
+                           cache_dir=config.cache_dir / "extracted")
         if not stale_files(index, seeds):
             self._use(index)
             return None

@@ -133,7 +133,7 @@ class Retriever:
 
     def signals(self, text: str) -> "Signals":
         """The four raw signals of ``text`` against every sentence, plus dense candidates."""
-        vector = self.embedder.encode([text])[0]
+        vector = self.embedder.encode_question(text)
         n = min(self.config.candidates, len(self.index))
         if self._search_params is None:
             _, dense_rows = self.index.faiss_index.search(vector[None, :], n)
@@ -204,7 +204,7 @@ class Retriever:
 
     def dense_scores(self, text: str, rows: list[int]) -> tuple[np.ndarray, np.ndarray]:
         """Cosines of ``text`` with the given sentences and with their windows."""
-        vector = self.embedder.encode([text])[0]
+        vector = self.embedder.encode_question(text)
         return self.index.vectors[rows] @ vector, self.index.context_vectors[rows] @ vector
 
     def unknown_terms(self, text: str) -> tuple[list[str], list[str]]:

@@ -14,7 +14,9 @@ PAGE = """<!DOCTYPE html>
 <style>body { font-family: serif; } .cookie { position: fixed; }</style>
 <script>window.track = function () { console.log("page view"); };</script></head>
 <body>
-<header><nav><ul><li><a href="/">Home</a></li><li><a href="/artists">Artists</a></li><li><a href="/shop">Shop</a></li></ul></nav></header>
+<header><nav><ul>
+<li><a href="/">Home</a></li><li><a href="/artists">Artists</a></li><li><a href="/shop">Shop</a></li>
+</ul></nav></header>
 <main><article>
 <h1>Sezim announces &ldquo;Night Steppe&rdquo;</h1>
 <p>Almaty, 20 January 2025 &ndash; Sezim will release her second album, &ldquo;Night Steppe&rdquo;, on 7 March 2025.
@@ -38,7 +40,8 @@ def test_html_main_content_with_sections_and_decoded_entities(tmp_path):
     text = clean(seed.text)
     assert "Sezim will release her second album, “Night Steppe”, on 7 March 2025." in text
     assert "grandmother’s house" in text
-    for boilerplate in ("Home", "Artists", "cookies", "All rights reserved", "Privacy", "font-family", "track", "&ldquo;"):
+    for boilerplate in ("Home", "Artists", "cookies", "All rights reserved", "Privacy", "font-family", "track",
+                        "&ldquo;"):
         assert boilerplate not in text, boilerplate
     headings = [(clean(seed.text[b.start : b.end])) for b in seed.blocks if b.kind == "heading"]
     assert headings == ["Sezim announces “Night Steppe”", "Launch concert"]
@@ -69,7 +72,8 @@ def test_html_answers_cite_the_section(tmp_path, make_bot):
     [
         ("menu.html", ("<html><body><nav><a href='/'>Home</a><a href='/news'>News</a></nav>"
                        "<footer>&copy; 2025 Label. All rights reserved.</footer></body></html>")),
-        ("empty.htm", "<html><head><script>var x = 1;</script><style>p { color: red }</style></head><body></body></html>"),
+        ("empty.htm", ("<html><head><script>var x = 1;</script><style>p { color: red }</style></head>"
+                       "<body></body></html>")),
     ],
 )
 def test_html_without_main_content_is_skipped_with_a_warning(tmp_path, caplog, name, page):

@@ -65,7 +65,8 @@ def test_pdf_text_pages_headings_and_table_rows(tmp_path):
     seed = only(load_seeds(tmp_path), "tour.pdf")
     by_kind = {}
     for block in seed.blocks:
-        by_kind.setdefault(block.kind, []).append((clean(seed.text[block.start : block.end]), block.page, block.section))
+        words = clean(seed.text[block.start : block.end])
+        by_kind.setdefault(block.kind, []).append((words, block.page, block.section))
     assert ("Sezim on tour", 1, "Sezim on tour") in by_kind["heading"]
     assert ("Good to know", 2, "Good to know") in by_kind["heading"]
     # Each table row is one block that keeps the column headers' words; the header row is not a block.
@@ -75,7 +76,8 @@ def test_pdf_text_pages_headings_and_table_rows(tmp_path):
     ]
     prose = [text for text, _, _ in by_kind["text"]]
     assert any(text.startswith("Sezim plays twelve concerts") and text.endswith("dombra.") for text in prose)
-    assert ("Children under 14 must come with an adult. Page 2 of the fact sheet.", 2, "Good to know") in by_kind["text"]
+    children = "Children under 14 must come with an adult. Page 2 of the fact sheet."
+    assert (children, 2, "Good to know") in by_kind["text"]
 
     chunks = chunk_seed(seed)
     # Quoted text is the extracted text at the chunk's offsets; headings are never chunks.

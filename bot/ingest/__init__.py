@@ -108,7 +108,8 @@ def _scan(seeds_dir: Path) -> tuple[list[Path], list[SkippedFile]]:
         name = path.relative_to(seeds_dir).as_posix()
         if path.suffix.lower() not in SEED_SUFFIXES:
             kind = path.suffix or "a file without an extension"
-            skipped.append(SkippedFile(name, f"{kind} is not a type the bot reads (it reads .txt, .md, .pdf, .docx, .html)"))
+            reason = f"{kind} is not a type the bot reads (it reads .txt, .md, .pdf, .docx, .html)"
+            skipped.append(SkippedFile(name, reason))
         elif not path.resolve().is_relative_to(root):
             skipped.append(SkippedFile(name, "it links outside the seeds folder"))
         else:

@@ -22,9 +22,10 @@ log = logging.getLogger(__name__)
 
 
 def default_dir() -> Path:
-    """``artist-bot/extracted`` in the user's cache folder (``$XDG_CACHE_HOME``, else ``~/.cache``)."""
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "artist-bot" / "extracted"
+    """``extracted/`` in the bot's cache folder (``Config.cache_dir``: ``~/.cache/artist-bot``)."""
+    from ..config import Config
+
+    return Config().cache_dir / "extracted"
 
 
 def _entry(cache_dir: Path, digest: str, version: str) -> Path:

@@ -6,12 +6,25 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import (
+    EVAL,
+    SEEDS,
+    SEZIM_FILE,
+    SHARED,
+    assert_quoted_verbatim,
+    copy_seeds,
+    needs_shared,
+)
 
 from bot import Config
-from bot.eval import cache_dir_for, contains_gold, default_seeds_for, eval_bot, evaluate, load_questions
-
-from conftest import EVAL, SEEDS, SEZIM_FILE, SHARED, assert_quoted_verbatim, copy_seeds, needs_shared
-
+from bot.measure.eval import (
+    cache_dir_for,
+    contains_gold,
+    default_seeds_for,
+    eval_bot,
+    evaluate,
+    load_questions,
+)
 
 # -- the gold-matching rule ---------------------------------------------------------
 
