@@ -176,7 +176,8 @@ def test_chunks_are_one_json_object_a_line_with_their_offsets(tmp_path):
     data = (tmp_path / "chunks.jsonl").read_bytes()
     lines = data.splitlines(keepends=True)
     assert [json.loads(line) for line in lines] == [
-        {"source": c.source, "start": c.start, "end": c.end, "text": c.text, "before": c.before, "after": c.after}
+        {"source": c.source, "start": c.start, "end": c.end, "text": c.text, "before": c.before, "after": c.after,
+         "section": c.section, "page": c.page, "question": c.question}
         for c in CHUNKS
     ]
     assert lines[0].startswith(b'{"source": "a.txt", "start": 0, "end": 12, "text": "First, \xc3\xa4 fan."')

@@ -20,9 +20,6 @@ import threading
 from collections import Counter
 from dataclasses import dataclass
 
-import pypdfium2 as pdfium
-import pypdfium2.raw as pdfium_c
-
 from .blocks import Block, TextBuilder, Unreadable, ends_a_sentence, row_text
 
 VERSION = "pdf-1"
@@ -55,11 +52,14 @@ class Line:
 
 def extract(data: bytes, max_pages: int) -> tuple[str, tuple[Block, ...]]:
     """The text and blocks of a PDF; raises :class:`Unreadable` saying why it cannot be read."""
+    import pypdfium2 as pdfium  # here, not at the top: a folder without PDFs never loads PDFium
+    import pypdfium2.raw as pdfium_c
+
     with _PDFIUM:
         try:
             document = pdfium.PdfDocument(data)
         except pdfium.PdfiumError as error:
-            raise Unreadable(_load_problem(error)) from None
+            raise Unreadable(_load_problem(pdfium_c, error)) from None
         try:
             count = len(document)
             if count > max_pages:
@@ -74,7 +74,7 @@ def extract(data: bytes, max_pages: int) -> tuple[str, tuple[Block, ...]]:
                 except pdfium.PdfiumError as error:
                     raise Unreadable(f"page {number + 1} is damaged ({error})") from None
                 try:
-                    pages.append(_lines(textpage))
+                    pages.append(_lines(pdfium_c, textpage))
                 finally:
                     textpage.close()
                     page.close()
@@ -85,7 +85,7 @@ def extract(data: bytes, max_pages: int) -> tuple[str, tuple[Block, ...]]:
     return _layout(pages)
 
 
-def _load_problem(error: pdfium.PdfiumError) -> str:
+def _load_problem(pdfium_c, error: Exception) -> str:
     code = getattr(error, "err_code", None)
     if code == pdfium_c.FPDF_ERR_PASSWORD:
         return "it is encrypted with a password"
@@ -98,7 +98,7 @@ def _load_problem(error: pdfium.PdfiumError) -> str:
 _CONTROLS = {code: " " for code in range(0x20) if code not in (0x0A, 0x0D)} | {0x02: "\u00ad"}
 
 
-def _lines(textpage) -> list[Line]:
+def _lines(pdfium_c, textpage) -> list[Line]:
     """The lines of one page, with their column cells, font size, weight and baseline.
 
     The page's text comes in one call; character boxes are asked for only
@@ -114,12 +114,12 @@ def _lines(textpage) -> list[Line]:
     lines, start = [], 0
     for end in [i for i, ch in enumerate(text) if ch in "\r\n"] + [count]:
         if text[start:end].strip():
-            lines.append(_line(handle, text, start, end))
+            lines.append(_line(pdfium_c, handle, text, start, end))
         start = end + 1
     return lines
 
 
-def _line(handle, text: str, start: int, end: int) -> Line:
+def _line(pdfium_c, handle, text: str, start: int, end: int) -> Line:
     glyphs = [i for i in range(start, end) if not text[i].isspace()]
     boxes: dict[int, tuple[float, float, float]] = {}
     left, right, bottom, top = (ctypes.c_double() for _ in range(4))
