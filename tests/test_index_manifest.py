@@ -50,7 +50,7 @@ def test_settings_name_the_format_model_and_chunking():
     config = Config(window=2)
     assert settings_of(config) == {
         "format_version": FORMAT_VERSION,
-        "model": model_identity(config.model),
+        "model": model_identity(config),
         "chunking": {"splitter": SPLITTER, "window": 2, "max_sentence_words": MAX_SENTENCE_WORDS},
     }
     assert FORMAT_VERSION == 2  # the files' meaning is unchanged; bump it when it changes
