@@ -1,0 +1,1 @@
+"""Measuring tools: answer quality (eval), refusal calibration, speed (bench) and load."""
