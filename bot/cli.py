@@ -199,7 +199,7 @@ def calibrate(eval_dir, output, seeds_dir, index_dir, model, verbose):
     EVAL_DIR holds one folder per set with a qa.jsonl (default: ../shared/eval).
     """
     _setup_logging(verbose)
-    from .calibrate import calibrate as run_calibration
+    from .measure.calibrate import calibrate as run_calibration
 
     result = run_calibration(eval_dir, output, make_config(seeds_dir, None, model))
     click.echo(json.dumps(result, indent=1))

@@ -20,7 +20,7 @@ import Stemmer
 from .config import Config
 from .embed import Embedder
 from .index import APPROXIMATE_INDEX, LoadedIndex, lexical_tokens
-from .query import QUESTION_STOPWORDS, Query, build_query, offers, words
+from .query import QUESTION_STOPWORDS, Query, build_query, clean_question, offers, words
 
 #: Share of sentences above which a term counts as ubiquitous (see unknown_terms).
 _UBIQUITOUS = 0.25
@@ -225,11 +225,15 @@ class Retriever:
 
     def retrieve(self, question: str, k: int = 5, history: list[dict] | None = None) -> list[Passage]:
         """The ``k`` passages that best match ``question``, best first."""
-        return self.passages(build_query(question, history), k)
+        return self.passages(build_query(clean_question(question), history), k)
 
     def passages(self, query: Query, k: int = 5) -> list[Passage]:
-        """The ``k`` passages that best match ``query``, best first (none for an empty question)."""
-        if not query.question:
+        """The ``k`` passages that best match ``query``, best first.
+
+        None for a question without a letter or digit ("?!"): it names
+        nothing, and ``Bot.answer`` treats it as empty too.
+        """
+        if not any(ch.isalnum() for ch in query.question):
             return []
         return [self.passage(c) for c in self.candidates(query)[:k]]
 
