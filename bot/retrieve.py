@@ -117,7 +117,7 @@ class Retriever:
         """The BM25 terms of a question, without its syntax (QUESTION_STOPWORDS)."""
         return [t for t in self._tokens([text])[0] if t not in self._question_stopwords]
 
-    def signals(self, text: str) -> "Signals":
+    def signals(self, text: str) -> Signals:
         """The four raw signals of ``text`` against every sentence, plus dense candidates."""
         vector = self.embedder.encode_question(text)
         n = min(self.config.candidates, len(self.index))
@@ -143,7 +143,7 @@ class Retriever:
             spread_context_lexical=_spread(context_lexical),
         )
 
-    def _fused(self, signals: "Signals", rows: np.ndarray) -> tuple[np.ndarray, ...]:
+    def _fused(self, signals: Signals, rows: np.ndarray) -> tuple[np.ndarray, ...]:
         ranking = self.config.ranking
         dense = self.index.vectors[rows] @ signals.vector
         context_dense = self.index.context_vectors[rows] @ signals.vector
@@ -239,7 +239,9 @@ class Retriever:
 
 
 def _top_rows(scores: np.ndarray, n: int) -> np.ndarray:
-    """The rows of the ``n`` best of non-negative ``scores`` (BM25): the same set as ``argsort(-scores, kind="stable")[:n]``.
+    """The rows of the ``n`` best of non-negative ``scores`` (BM25).
+
+    The same set as ``argsort(-scores, kind="stable")[:n]``.
 
     Ties at the cut go to the lowest rows, as with a stable sort, but only a
     partition is needed (a full sort of a million scores takes ~50 ms). Only

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import DOMBRA, SEZIM_FILE, live_generation
 
 import bot.index.manifest as index_manifest
 from bot import Config
@@ -42,6 +41,8 @@ from bot.index.manifest import (
     index_entry,
     vector_dtype,
 )
+
+from conftest import DOMBRA, SEZIM_FILE, live_generation
 
 # -- settings and index type --------------------------------------------------------------
 
