@@ -220,21 +220,30 @@ class _PerMinute(click.IntRange):
 @click.option("--rate-limit", type=_PerMinute(), envvar="BOT_RATE_LIMIT", default=None, metavar="N",
               help="Questions per minute per client IP, chat and API together; 0: no limit. "
                    "Default: $BOT_RATE_LIMIT, else 30.")
+@click.option("--log-db", "log_db", type=click.Path(dir_okay=False, path_type=Path), envvar="BOT_LOG_DB",
+              default=None, help="The question log's file (SQLite). Default: $BOT_LOG_DB, else "
+                                 "artist-bot/questions.sqlite3 in the user's data folder.")
+@click.option("--no-log", is_flag=True, envvar="BOT_NO_LOG",
+              help="Keep no question log (and show no thumbs up/down). Default: $BOT_NO_LOG, else log.")
+@click.option("--log-days", type=click.IntRange(min=0), envvar="BOT_LOG_DAYS", default=90, show_default=True,
+              metavar="N", help="Delete logged questions older than N days (0: keep them). Default: $BOT_LOG_DAYS.")
 @common_options
-def serve(host, port, accounts, rate_limit, seeds_dir, index_dir, model, verbose):
+def serve(host, port, accounts, rate_limit, log_db, no_log, log_days, seeds_dir, index_dir, model, verbose):
     """Start the browser chat (Gradio), updating the index as the seeds change.
 
     Builds or updates the index first, then serves http://HOST:PORT/ until
     Ctrl+C. Answers are also an API: see the README for the gradio_client call.
     """
     _setup_logging(max(verbose, 1))
+    from .feedback.store import default_log_path
     from .serve import DEFAULT_RATE_LIMIT, ServeError, parse_auth
     from .serve import serve as run_server
 
     try:
         run_server(make_config(seeds_dir, index_dir, model), host=host, port=port,
                    auth=parse_auth(accounts) or None,
-                   rate_limit=DEFAULT_RATE_LIMIT if rate_limit is None else rate_limit)
+                   rate_limit=DEFAULT_RATE_LIMIT if rate_limit is None else rate_limit,
+                   log_path=None if no_log else (log_db or default_log_path()), log_days=log_days)
     except ServeError as error:
         raise click.ClickException(str(error)) from None
 
