@@ -161,14 +161,17 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(base: Path, log_path: Path) -> tuple[subprocess.Popen, str]:
-    """``bot serve`` on a free loopback port over ``base/seeds``; returns once it answers HTTP."""
+def start_server(base: Path, log_path: Path, extra: tuple[str, ...] = ()) -> tuple[subprocess.Popen, str]:
+    """``bot serve`` on a free loopback port over ``base/seeds``; returns once it answers HTTP.
+
+    ``extra``: more ``bot serve`` options.
+    """
     port = free_port()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     log = log_path.open("w")
     process = subprocess.Popen(
         [sys.executable, "-m", "bot", "serve", "--seeds", str(base / "seeds"), "--index", str(base / "index"),
-         "--port", str(port)],
+         "--port", str(port), *extra],
         cwd=base, env=env, stdout=log, stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}/"

@@ -221,8 +221,12 @@ class QuestionLog:
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until everything queued so far is written (for tests and shutdown); False on time-out."""
+        if self._failed or not self._thread.is_alive():
+            return True  # nothing will be written
         done = threading.Event()
-        if not self._put(("flush", done)):
+        try:
+            self._queue.put(("flush", done), timeout=timeout)
+        except queue.Full:
             return False
         return done.wait(timeout)
 
@@ -235,7 +239,7 @@ class QuestionLog:
                 pass
             self._thread.join(timeout)
         if self.dropped:
-            log.warning("The question log left out %d question(s) (falling behind or unwritable).", self.dropped)
+            log.info("The question log left out %d question(s) (falling behind or unwritable).", self.dropped)
 
     # -- the writer thread ----------------------------------------------
 
