@@ -138,7 +138,7 @@ def test_a_full_disk_warns_once_then_answering_goes_on_without_the_log(tmp_path,
         for number in range(300):
             question_log.record(f"question {number} " + "x" * 500, REFUSAL, 0, 1.0, "api")
         question_log.flush()
-        for number in range(50):  # after the failure: still returns at once, nothing queued
+        for _ in range(50):  # after the failure: still returns at once, nothing queued
             assert question_log.record("one more", REFUSAL, 0, 1.0, "api") is None
         question_log.close()
     assert not question_log.active

@@ -233,10 +233,8 @@ class QuestionLog:
     def close(self, timeout: float = 10.0) -> None:
         """Write what is queued, then stop the writer and close the file."""
         if self._thread.is_alive():
-            try:
+            with suppress(queue.Full):
                 self._queue.put(("stop", None), timeout=timeout)
-            except queue.Full:
-                pass
             self._thread.join(timeout)
         if self.dropped:
             log.info("The question log left out %d question(s) (falling behind or unwritable).", self.dropped)
