@@ -218,3 +218,31 @@ def test_without_a_log_the_chat_has_no_thumbs(sezim_bot, tmp_path):
     assert len(like_events(build_app(sezim_bot, question_log=question_log))) == 1
     question_log.close()
     assert isinstance(ChatHandlers(sezim_bot).answer_logged(DOMBRA, [], None, 0, "api")[0], Answer)
+
+
+# -- the command's options ----------------------------------------------------------------
+
+
+def test_log_options_and_their_environment(monkeypatch, tmp_path):
+    from click.testing import CliRunner
+
+    import bot.serve.server
+    from bot.cli import cli
+    from bot.feedback.store import default_log_path
+
+    started = []
+    monkeypatch.setattr(bot.serve.server, "serve", lambda config, **settings: started.append(settings))
+
+    def serve(*args, **env):
+        result = CliRunner().invoke(cli, ["serve", "--seeds", "seeds", "--index", "index", *args], env=env)
+        assert result.exit_code == 0, result.output
+        return started[-1]["log_path"], started[-1]["log_days"]
+
+    assert serve() == (default_log_path(), 90)
+    assert default_log_path() == tmp_path / "data" / "artist-bot" / "questions.sqlite3"  # conftest's data folder
+    assert serve("--log-db", str(tmp_path / "my log.sqlite3"), "--log-days", "7") == (tmp_path / "my log.sqlite3", 7)
+    assert serve(BOT_LOG_DB=str(tmp_path / "env.sqlite3"), BOT_LOG_DAYS="0") == (tmp_path / "env.sqlite3", 0)
+    assert serve("--no-log")[0] is None
+    assert serve(BOT_NO_LOG="1")[0] is None
+    bad = CliRunner().invoke(cli, ["serve", "--log-days", "-1"])
+    assert bad.exit_code == 2 and "--log-days" in bad.output
