@@ -331,10 +331,12 @@ def bench(seeds_dir, index_dir, model, verbose, scales, scale_only):
 @click.option("--think", default=0.0, show_default=True, help="Mean pause of a fan between questions, seconds.")
 @click.option("--fresh-sessions", is_flag=True,
               help="Send every question without a session (as curl does), not one session per fan.")
+@click.option("--no-log", is_flag=True,
+              help="Start the server with --no-log (default: it keeps a question log in a temporary folder).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @common_options
-def loadtest(url, pid, fans, seconds, warmup, max_requests, timeout, think, fresh_sessions, as_json, seeds_dir,
-             index_dir, model, verbose):
+def loadtest(url, pid, fans, seconds, warmup, max_requests, timeout, think, fresh_sessions, no_log, as_json,
+             seeds_dir, index_dir, model, verbose):
     """Many fans asking at once through the HTTP API: failures, latency, throughput, memory.
 
     Loopback only. Exits with status 1 when a request failed or the server's
@@ -353,10 +355,15 @@ def loadtest(url, pid, fans, seconds, warmup, max_requests, timeout, think, fres
     if url:
         report = run(url, pid)
     else:
+        import tempfile
+
         config = make_config(seeds_dir, index_dir, model)
         extra = ("--rate-limit", "0") + (("--model", model) if model else ())
-        with Server(config.seeds_dir, config.index_dir, extra=extra) as server:
-            report = run(server.url, server.pid)
+        # The server logs as a real one does, but never into the fans' own question log.
+        with tempfile.TemporaryDirectory(prefix="bot-loadtest-") as scratch:
+            extra += ("--no-log",) if no_log else ("--log-db", str(Path(scratch) / "questions.sqlite3"))
+            with Server(config.seeds_dir, config.index_dir, extra=extra) as server:
+                report = run(server.url, server.pid)
     if as_json:
         click.echo(json.dumps(report.to_dict()))
     else:
