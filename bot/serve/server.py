@@ -87,7 +87,7 @@ def _log_line(question_log: QuestionLog | None, log_days: int) -> str:
     if question_log is None:
         return "off"
     kept = f"kept {log_days} days" if log_days > 0 else "kept until deleted"
-    return f"{question_log.path} ({kept}; `bot report` reads it)"
+    return f"{question_log.path.absolute()} ({kept}; `bot report` reads it)"
 
 
 def _interrupt(signum, frame):
