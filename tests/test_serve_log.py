@@ -246,3 +246,40 @@ def test_log_options_and_their_environment(monkeypatch, tmp_path):
     assert serve(BOT_NO_LOG="1")[0] is None
     bad = CliRunner().invoke(cli, ["serve", "--log-days", "-1"])
     assert bad.exit_code == 2 and "--log-days" in bad.output
+
+
+# -- in a real browser ---------------------------------------------------------------------
+
+
+@pytest.mark.browser
+def test_clicking_the_thumbs_in_the_page_records_them(server):
+    """Headless Chromium (as tests/test_browser.py): ask, click thumbs down, then up on the other answer."""
+    from pathlib import Path
+
+    chromium_path = Path("/usr/bin/chromium")
+    if not chromium_path.exists():
+        pytest.skip("Debian's chromium is not installed at /usr/bin/chromium (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="Python Playwright is not installed")
+    _, url, log_db, _ = server
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(chromium_path), headless=True,
+                                             args=["--no-sandbox", "--disable-gpu", "--no-first-run"])
+        try:
+            page = browser.new_page()
+            page.goto(url)
+            box = page.locator("#question textarea")
+            for number, question in enumerate([FRANCE, DOMBRA], 1):
+                box.fill(question)
+                box.press("Enter")
+                page.wait_for_function(
+                    """n => document.querySelectorAll('#chat [data-testid="bot"]:not(:has(.thought-group))')
+                           .length >= n""", arg=number, timeout=30_000)
+            dislikes = page.get_by_role("button", name="Dislike", exact=True)
+            likes = page.get_by_role("button", name="Like", exact=True)
+            assert dislikes.count() == 2 and likes.count() == 2  # one pair under each reply
+            dislikes.nth(0).click()  # the refusal
+            likes.nth(1).click()  # the answer
+        finally:
+            browser.close()
+    rows = rows_when(log_db, lambda rows: [r.feedback for r in rows if r.via == "chat"][-2:] == [-1, 1])
+    assert [r.question for r in rows if r.via == "chat"][-2:] == [FRANCE, DOMBRA]
