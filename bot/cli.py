@@ -276,6 +276,8 @@ def report(log_dbs, since, as_json, csv_path, html_path, seeds_dir, index_dir, m
     missing answers into the seeds in the fans' words, and the bot answers them.
     """
     _setup_logging(verbose)
+    import sqlite3
+
     from .feedback.report import as_html, as_text, build_report, parse_since, read_logs, write_csv
     from .feedback.store import default_log_path
 
@@ -288,13 +290,21 @@ def report(log_dbs, since, as_json, csv_path, html_path, seeds_dir, index_dir, m
     if missing:
         raise click.ClickException(f"No question log at {', '.join(missing)} (bot serve writes one once a fan asks; "
                                    "--log-db names another).")
-    rows = read_logs(paths, start)
+    try:
+        rows = read_logs(paths, start)
+    except sqlite3.Error as error:
+        raise click.ClickException(
+            f"Cannot read the question log ({error}): is --log-db a file bot serve wrote?") from None
     bot = None
     if any(row.kind == "refusal" for row in rows):  # the model is only needed to group refusals
         from .core import Bot
 
-        bot = Bot(make_config(seeds_dir, index_dir, model))
-        bot.ensure_index()
+        try:
+            bot = Bot(make_config(seeds_dir, index_dir, model))
+            bot.ensure_index()
+        except NoSeedsError as error:  # the logs may have been copied to a machine without the seeds
+            log.warning("%s Refused questions are grouped by wording only, without the closest passages.", error)
+            bot = None
     result = build_report(rows, bot, logs=paths, since=start)
     if csv_path:
         write_csv(rows, result, csv_path)

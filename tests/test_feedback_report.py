@@ -186,3 +186,22 @@ def test_since_spans():
     assert parse_since(None, now) is None
     with pytest.raises(ValueError):
         parse_since("soon", now)
+
+
+def test_report_on_a_file_that_is_not_a_log(tmp_path):
+    (tmp_path / "notes.sqlite3").write_text("not a database, just notes\n" * 100)
+    done = run_bot("report", "--log-db", tmp_path / "notes.sqlite3", cwd=tmp_path)
+    assert done.returncode == 1
+    assert "Cannot read the question log" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_report_without_the_seeds_groups_by_wording(tmp_path, sezim_bot):
+    write_log(tmp_path / "q.sqlite3", sezim_bot, [MARRIED[0], MARRIED[0], "Is she married?", TICKETS[0]])
+    empty = tmp_path / "no-seeds"
+    empty.mkdir()
+    done = run_bot("report", "--log-db", tmp_path / "q.sqlite3", "--seeds", empty, "--index", tmp_path / "i",
+                   "--json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "grouped by wording only" in done.stderr
+    groups = json.loads(done.stdout)["refused_groups"]
+    assert [(g["count"], g["closest"]) for g in groups] == [(3, None), (1, None)]
