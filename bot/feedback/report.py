@@ -13,8 +13,7 @@ artist, "Sezim", "she" and "her" all mean the artist, and a question that
 names her otherwise lands far from the same question asking about "her").
 They are grouped greedily, most asked first: a question joins the group whose
 mean vector is closest when their cosine reaches :data:`GROUP_COSINE`, else it
-starts a group. The threshold was chosen by measurement on
-``tests/data/refused-paraphrases.jsonl`` (see :data:`GROUP_COSINE`).
+starts a group (the threshold: see :data:`GROUP_COSINE`).
 """
 
 from __future__ import annotations
@@ -33,12 +32,10 @@ import numpy as np
 
 from .store import LoggedQuestion, read_rows
 
-#: Cosine at which a refused question joins a group. Measured with the bundled
-#: all-MiniLM-L6-v2 on tests/data/refused-paraphrases.jsonl (44 refused fan
-#: questions, 15 meanings), mean over 20 orders of the questions. Precision:
-#: share of the pairs put together that belong together; recall: share of the
-#: pairs that belong together that are put together. 0.50: 0.81 / 0.79;
-#: 0.55: 0.88 / 0.78; 0.60: 0.92 / 0.72; 0.65: 0.91 / 0.55 (splits too much).
+#: Cosine at which a refused question joins a group: chosen by measurement
+#: with the bundled model on tests/data/refused-paraphrases.jsonl (the figures,
+#: and those of the neighbouring thresholds, are in the README's "What fans
+#: asked"; tests/test_feedback_report.py holds it to them).
 GROUP_COSINE = 0.55
 #: Words left out before embedding: they point at the artist, whoever asks.
 PRONOUNS = frozenset("she her hers herself he him his himself they them their theirs themselves".split())
