@@ -72,12 +72,8 @@ def read_logs(paths: Sequence[Path], since: datetime | None = None) -> list[Logg
 
 
 def embed_questions(embedder, texts: Sequence[str]) -> np.ndarray:
-    """Each text embedded as a question, exactly as the bot embeds a fan's question (unit rows).
-
-    ``Embedder.encode_question`` where the embedder has it, else its older
-    ``encode`` of one text (which embeds a lone text the same exact way).
-    """
-    one = getattr(embedder, "encode_question", None) or (lambda text: embedder.encode([text])[0])
+    """Each text embedded as a question, exactly as the bot embeds a fan's question (unit rows)."""
+    one = embedder.encode_question
     if not texts:
         return np.zeros((0, 0), dtype=np.float32)
     vectors = np.vstack([np.asarray(one(text), dtype=np.float32).reshape(-1) for text in texts])

@@ -23,10 +23,8 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import queue
 import sqlite3
-import sys
 import threading
 import time
 import uuid
@@ -35,6 +33,8 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+from ..config import Config
 
 log = logging.getLogger(__name__)
 
@@ -75,14 +75,7 @@ _FEEDBACK = "UPDATE questions SET feedback = ? WHERE id = ?"
 
 def default_log_path() -> Path:
     """Where the log lives by default: the user's data folder (never the index, which can be rebuilt)."""
-    home = Path.home()
-    if sys.platform == "win32":
-        base = Path(os.environ.get("LOCALAPPDATA") or home / "AppData" / "Local")
-    elif sys.platform == "darwin":
-        base = home / "Library" / "Application Support"
-    else:
-        base = Path(os.environ.get("XDG_DATA_HOME") or home / ".local" / "share")
-    return base / "artist-bot" / "questions.sqlite3"
+    return Config().data_dir / "questions.sqlite3"
 
 
 def utc_now() -> str:
