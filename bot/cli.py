@@ -199,7 +199,7 @@ def calibrate(eval_dir, output, seeds_dir, index_dir, model, verbose):
     EVAL_DIR holds one folder per set with a qa.jsonl (default: ../shared/eval).
     """
     _setup_logging(verbose)
-    from .calibrate import calibrate as run_calibration
+    from .measure.calibrate import calibrate as run_calibration
 
     result = run_calibration(eval_dir, output, make_config(seeds_dir, None, model))
     click.echo(json.dumps(result, indent=1))
@@ -245,23 +245,97 @@ class _PerMinute(click.IntRange):
 @click.option("--rate-limit", type=_PerMinute(), envvar="BOT_RATE_LIMIT", default=None, metavar="N",
               help="Questions per minute per client IP, chat and API together; 0: no limit. "
                    "Default: $BOT_RATE_LIMIT, else 30.")
+@click.option("--log-db", "log_db", type=click.Path(dir_okay=False, path_type=Path), envvar="BOT_LOG_DB",
+              default=None, help="The question log's file (SQLite). Default: $BOT_LOG_DB, else "
+                                 "artist-bot/questions.sqlite3 in the user's data folder.")
+@click.option("--no-log", is_flag=True, envvar="BOT_NO_LOG",
+              help="Keep no question log (and show no thumbs up/down). Default: $BOT_NO_LOG, else log.")
+@click.option("--log-days", type=click.IntRange(min=0), envvar="BOT_LOG_DAYS", default=90, show_default=True,
+              metavar="N", help="Delete logged questions older than N days (0: keep them). Default: $BOT_LOG_DAYS.")
 @common_options
-def serve(host, port, accounts, rate_limit, seeds_dir, index_dir, model, verbose):
+def serve(host, port, accounts, rate_limit, log_db, no_log, log_days, seeds_dir, index_dir, model, verbose):
     """Start the browser chat (Gradio), updating the index as the seeds change.
 
     Builds or updates the index first, then serves http://HOST:PORT/ until
     Ctrl+C. Answers are also an API: see the README for the gradio_client call.
     """
     _setup_logging(max(verbose, 1))
+    from .feedback.store import default_log_path
     from .serve import DEFAULT_RATE_LIMIT, ServeError, parse_auth
     from .serve import serve as run_server
 
     try:
         run_server(make_config(seeds_dir, index_dir, model), host=host, port=port,
                    auth=parse_auth(accounts) or None,
-                   rate_limit=DEFAULT_RATE_LIMIT if rate_limit is None else rate_limit)
+                   rate_limit=DEFAULT_RATE_LIMIT if rate_limit is None else rate_limit,
+                   log_path=None if no_log else (log_db or default_log_path()), log_days=log_days)
     except ServeError as error:
         raise click.ClickException(str(error)) from None
+
+
+class _LogPath(click.Path):
+    """A question log's file; ``BOT_LOG_DB`` holds one, whole (a path may hold spaces)."""
+
+    def split_envvar_value(self, rv: str) -> list[str]:
+        return [rv]
+
+
+@cli.command()
+@click.option("--log-db", "log_dbs", multiple=True, type=_LogPath(dir_okay=False, path_type=Path),
+              envvar="BOT_LOG_DB", metavar="FILE",
+              help="A question log to read (repeat for the logs of several servers). Default: $BOT_LOG_DB, else "
+                   "the one bot serve keeps in the user's data folder.")
+@click.option("--since", default=None, metavar="SPAN",
+              help="Only questions from this long ago on (7d, 12h, 2w) or from a date (2026-11-01). Default: all.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="FILE",
+              help="Also write every logged question to FILE (CSV).")
+@click.option("--html", "html_path", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="FILE",
+              help="Also write the report as one self-contained HTML page.")
+@common_options
+def report(log_dbs, since, as_json, csv_path, html_path, seeds_dir, index_dir, model, verbose):
+    """What fans asked: answer rate, refused questions grouped by meaning, disliked answers.
+
+    Each refused group shows the passage of the seeds closest to it, so you
+    can see whether a document is missing or the bot missed it. Write the
+    missing answers into the seeds in the fans' words, and the bot answers them.
+    """
+    _setup_logging(verbose)
+    import sqlite3
+
+    from .feedback.report import as_html, as_text, build_report, parse_since, read_logs, write_csv
+    from .feedback.store import default_log_path
+
+    paths = list(log_dbs) or [default_log_path()]
+    try:
+        start = parse_since(since)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--since") from None
+    missing = [str(path) for path in paths if not path.is_file()]
+    if missing:
+        raise click.ClickException(f"No question log at {', '.join(missing)} (bot serve writes one once a fan asks; "
+                                   "--log-db names another).")
+    try:
+        rows = read_logs(paths, start)
+    except sqlite3.Error as error:
+        raise click.ClickException(
+            f"Cannot read the question log ({error}): is --log-db a file bot serve wrote?") from None
+    bot = None
+    if any(row.kind == "refusal" for row in rows):  # the model is only needed to group refusals
+        from .core import Bot
+
+        try:
+            bot = Bot(make_config(seeds_dir, index_dir, model))
+            bot.ensure_index()
+        except NoSeedsError as error:  # the logs may have been copied to a machine without the seeds
+            log.warning("%s Refused questions are grouped by wording only, without the closest passages.", error)
+            bot = None
+    result = build_report(rows, bot, logs=paths, since=start)
+    if csv_path:
+        write_csv(rows, result, csv_path)
+    if html_path:
+        html_path.write_text(as_html(result), encoding="utf-8")
+    click.echo(json.dumps(result, ensure_ascii=False) if as_json else as_text(result))
 
 
 @cli.command()
@@ -292,10 +366,12 @@ def bench(seeds_dir, index_dir, model, verbose, scales, scale_only):
 @click.option("--think", default=0.0, show_default=True, help="Mean pause of a fan between questions, seconds.")
 @click.option("--fresh-sessions", is_flag=True,
               help="Send every question without a session (as curl does), not one session per fan.")
+@click.option("--no-log", is_flag=True,
+              help="Start the server with --no-log (default: it keeps a question log in a temporary folder).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @common_options
-def loadtest(url, pid, fans, seconds, warmup, max_requests, timeout, think, fresh_sessions, as_json, seeds_dir,
-             index_dir, model, verbose):
+def loadtest(url, pid, fans, seconds, warmup, max_requests, timeout, think, fresh_sessions, no_log, as_json,
+             seeds_dir, index_dir, model, verbose):
     """Many fans asking at once through the HTTP API: failures, latency, throughput, memory.
 
     Loopback only. Exits with status 1 when a request failed or the server's
@@ -315,10 +391,15 @@ def loadtest(url, pid, fans, seconds, warmup, max_requests, timeout, think, fres
     if url:
         report = run(url, pid)
     else:
+        import tempfile
+
         config = make_config(seeds_dir, index_dir, model)
         extra = ("--rate-limit", "0") + (("--model", model) if model else ())
-        with ServeProcess(config.seeds_dir, config.index_dir, extra=extra) as server:
-            report = run(server.url, server.pid)
+        # The server logs as a real one does, but never into the fans' own question log.
+        with tempfile.TemporaryDirectory(prefix="bot-loadtest-") as scratch:
+            extra += ("--no-log",) if no_log else ("--log-db", str(Path(scratch) / "questions.sqlite3"))
+            with ServeProcess(config.seeds_dir, config.index_dir, extra=extra) as server:
+                report = run(server.url, server.pid)
     if as_json:
         click.echo(json.dumps(report.to_dict()))
     else:

@@ -13,6 +13,7 @@ variable                 field                   default
 ``BOT_INDEX``            ``index_dir``           ``index``
 ``BOT_MODEL``            ``model``               ``all-MiniLM-L6-v2`` (bundled)
 ``XDG_CACHE_HOME``       ``cache_dir``           ``~/.cache``, plus ``/artist-bot``
+``XDG_DATA_HOME``        ``data_dir``            ``~/.local/share``, plus ``/artist-bot``
 ``BOT_ONNX_CACHE``       ``onnx_dir``            ``<cache_dir>/onnx``
 ``BOT_EMBED_DOCUMENTS``  ``document_precision``  picked by the machine (see ``bot.embed``)
 =======================  ======================  =========================================
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
@@ -57,6 +59,18 @@ def _environment_path(variable: str, default: str | None = None) -> Path | None:
 
 def _default_cache_dir() -> Path:
     return Path(from_environment("XDG_CACHE_HOME") or Path.home() / ".cache") / "artist-bot"
+
+
+def _default_data_dir() -> Path:
+    """The user's data folder: what must outlive a rebuild (the question log), never the index."""
+    home = Path.home()
+    if sys.platform == "win32":
+        base = Path(from_environment("LOCALAPPDATA") or home / "AppData" / "Local")
+    elif sys.platform == "darwin":
+        base = home / "Library" / "Application Support"
+    else:
+        base = Path(from_environment("XDG_DATA_HOME") or home / ".local" / "share")
+    return base / "artist-bot"
 
 
 def _default_document_precision() -> str | None:
@@ -120,6 +134,8 @@ class Config:
     model: str = field(default_factory=lambda: from_environment("BOT_MODEL") or DEFAULT_MODEL)
     #: The bot's own cache (ONNX exports, evaluation indexes); never in the repository.
     cache_dir: Path = field(default_factory=_default_cache_dir)
+    #: The bot's own data that cannot be rebuilt (the question log of ``bot serve``).
+    data_dir: Path = field(default_factory=_default_data_dir)
     #: Where exported ONNX models are kept; None: ``cache_dir / "onnx"`` (see :attr:`onnx_cache_dir`).
     onnx_dir: Path | None = field(default_factory=lambda: _environment_path("BOT_ONNX_CACHE"))
     #: How the seeds are embedded (one of DOCUMENT_PRECISIONS); None: picked by

@@ -105,14 +105,27 @@ def onnx_cache(tmp_path_factory) -> Path:
     return cache
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _no_question_log_outside_tmp(tmp_path_factory):
+    """Servers started by session fixtures keep their question log in a temporary folder too."""
+    saved = os.environ.get("XDG_DATA_HOME")
+    os.environ["XDG_DATA_HOME"] = str(tmp_path_factory.mktemp("data"))
+    yield
+    if saved is None:
+        os.environ.pop("XDG_DATA_HOME", None)
+    else:
+        os.environ["XDG_DATA_HOME"] = saved
+
+
 @pytest.fixture(autouse=True)
 def _no_writes_outside_tmp(monkeypatch, tmp_path):
     """Keep every test's indexes in its tmp_path, away from ./index and the user's cache."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setenv("BOT_ONNX_CACHE", ONNX_CACHE)
-    monkeypatch.delenv("BOT_SEEDS", raising=False)
-    monkeypatch.delenv("BOT_INDEX", raising=False)
-    monkeypatch.delenv("BOT_MODEL", raising=False)
+    # A server started by a test keeps its question log here, not in the user's data folder.
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    for name in ("BOT_SEEDS", "BOT_INDEX", "BOT_MODEL", "BOT_LOG_DB", "BOT_NO_LOG", "BOT_LOG_DAYS"):
+        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture(scope="session")
@@ -184,7 +197,7 @@ def bot_command() -> list[str]:
 def bot_env() -> dict[str, str]:
     """The environment for a ``bot`` subprocess: this one, without the bot's own settings."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    for name in ("BOT_SEEDS", "BOT_INDEX", "BOT_MODEL"):
+    for name in ("BOT_SEEDS", "BOT_INDEX", "BOT_MODEL", "BOT_LOG_DB", "BOT_NO_LOG", "BOT_LOG_DAYS"):
         env.pop(name, None)
     return env
 
@@ -200,9 +213,12 @@ def run_bot(*args: str, cwd: Path, timeout: float = 300) -> subprocess.Completed
 # -- a real `bot serve` on loopback ------------------------------------------------
 
 
-def start_server(base: Path, log_path: Path) -> tuple[ServeProcess, str]:
-    """``bot serve`` on a free loopback port over ``base/seeds``; returns once it answers HTTP."""
-    server = ServeProcess(base / "seeds", base / "index", log_path=log_path, cwd=base, start_timeout=180)
+def start_server(base: Path, log_path: Path, extra: tuple[str, ...] = ()) -> tuple[ServeProcess, str]:
+    """``bot serve`` on a free loopback port over ``base/seeds``; returns once it answers HTTP.
+
+    ``extra``: more ``bot serve`` options.
+    """
+    server = ServeProcess(base / "seeds", base / "index", extra=extra, log_path=log_path, cwd=base, start_timeout=180)
     server.start().wait_until_serving()
     return server, server.url
 

@@ -124,7 +124,8 @@ def test_eval_misses_show_what_the_bot_said(runner, seeds_dir, index_dir, workdi
     assert "Misses (1):" in shown.stdout
     assert f"[answerable] {DOMBRA}" in shown.stdout and "expected: her uncle" in shown.stdout
     assert "Growing up in a small village" in shown.stdout  # what it said instead
-    report = json.loads(invoke(runner, "eval", qa, "--seeds", seeds_dir, "--index", index_dir, "--misses", "--json").stdout)
+    shown = invoke(runner, "eval", qa, "--seeds", seeds_dir, "--index", index_dir, "--misses", "--json")
+    report = json.loads(shown.stdout)
     assert [m["question"] for m in report["misses"]] == [DOMBRA]
     assert report["off_topic_refusal_rate"] == 1.0
 

@@ -18,6 +18,7 @@ SETTINGS = {
     "BOT_INDEX": "index_dir",
     "BOT_MODEL": "model",
     "XDG_CACHE_HOME": "cache_dir",
+    "XDG_DATA_HOME": "data_dir",
     "BOT_ONNX_CACHE": "onnx_dir",
     "BOT_EMBED_DOCUMENTS": "document_precision",
 }
@@ -35,6 +36,7 @@ def test_defaults_without_the_environment(bare_environment):
     assert config.seeds_dir == Path("seeds") and config.index_dir == Path("index")
     assert config.model == DEFAULT_MODEL
     assert config.cache_dir == Path.home() / ".cache" / "artist-bot"
+    assert config.data_dir == Path.home() / ".local" / "share" / "artist-bot"
     assert config.onnx_dir is None and config.onnx_cache_dir == config.cache_dir / "onnx"
     assert config.document_precision is None
     assert config.ranking == Ranking() and config.persona_path == Path("seeds") / "persona.toml"
@@ -49,6 +51,8 @@ def test_every_setting_comes_from_its_variable(bare_environment, tmp_path):
     config = Config()
     assert (config.seeds_dir, config.index_dir, config.model) == (tmp_path / "s", tmp_path / "i", "some/model")
     assert config.cache_dir == tmp_path / "xdg" / "artist-bot"
+    bare_environment.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    assert Config().data_dir == tmp_path / "data" / "artist-bot"
     assert config.onnx_cache_dir == tmp_path / "xdg" / "artist-bot" / "onnx"
     assert config.document_precision == "int8"
     bare_environment.setenv("BOT_ONNX_CACHE", str(tmp_path / "onnx"))

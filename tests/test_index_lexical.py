@@ -13,7 +13,6 @@ import bm25s
 import numpy as np
 import pytest
 import Stemmer
-from conftest import SEEDS
 
 import bot.index.files as index_files
 from bot.chunk import Chunk, chunk_seed
@@ -21,6 +20,8 @@ from bot.index import LexicalIndex, lexical_tokens
 from bot.index.files import write_arrays
 from bot.ingest import load_seeds
 from bot.query import words
+
+from conftest import SEEDS
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import DOMBRA, SEZIM_FILE, live_generation
 
 from bot import Config
 from bot.chunk import chunk_seed
@@ -27,6 +26,8 @@ from bot.index import (
 )
 from bot.index.manifest import artifact_checksums
 from bot.ingest import load_seeds
+
+from conftest import DOMBRA, SEZIM_FILE, live_generation
 
 # -- what a load opens -----------------------------------------------------------------
 

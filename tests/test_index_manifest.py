@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import DOMBRA, SEZIM_FILE, live_generation
 
 import bot.index.manifest as index_manifest
 from bot import Config
@@ -43,6 +42,8 @@ from bot.index.manifest import (
     vector_dtype,
 )
 
+from conftest import DOMBRA, SEZIM_FILE, live_generation
+
 # -- settings and index type --------------------------------------------------------------
 
 
@@ -50,7 +51,7 @@ def test_settings_name_the_format_model_and_chunking():
     config = Config(window=2)
     assert settings_of(config) == {
         "format_version": FORMAT_VERSION,
-        "model": model_identity(config.model),
+        "model": model_identity(config),
         "chunking": {"splitter": SPLITTER, "window": 2, "max_sentence_words": MAX_SENTENCE_WORDS},
     }
     assert FORMAT_VERSION == 2  # the files' meaning is unchanged; bump it when it changes

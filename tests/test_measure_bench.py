@@ -9,13 +9,14 @@ import sys
 import faiss
 import numpy as np
 import pytest
-from conftest import SEEDS
 
 from bot import Config
 from bot.index import APPROXIMATE_INDEX
 from bot.measure import probe_ask
 from bot.measure.bench import run_benchmarks
 from bot.measure.bench_scale import exact_top, synthetic_vectors
+
+from conftest import SEEDS
 
 
 def test_synthetic_vectors_are_unit_length_and_reproducible():

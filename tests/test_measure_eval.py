@@ -6,15 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import (
-    EVAL,
-    SEEDS,
-    SEZIM_FILE,
-    SHARED,
-    assert_quoted_verbatim,
-    copy_seeds,
-    needs_shared,
-)
 
 from bot import Config
 from bot.measure.eval import (
@@ -24,6 +15,16 @@ from bot.measure.eval import (
     eval_bot,
     evaluate,
     load_questions,
+)
+
+from conftest import (
+    EVAL,
+    SEEDS,
+    SEZIM_FILE,
+    SHARED,
+    assert_quoted_verbatim,
+    copy_seeds,
+    needs_shared,
 )
 
 # -- the gold-matching rule ---------------------------------------------------------

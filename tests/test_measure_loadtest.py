@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import SEEDS, copy_seeds, run_bot
 
 from bot.measure.loadtest import (
     MEMORY_TOLERANCE,
@@ -23,12 +22,15 @@ from bot.measure.loadtest import (
 )
 from bot.measure.server import ServeProcess, rss_mib
 
+from conftest import SEEDS, copy_seeds, run_bot
+
 pytest.importorskip("httpx")
 
 
 def test_ten_fans_for_ten_seconds(tmp_path, capsys):
     seeds = copy_seeds(SEEDS, tmp_path / "seeds")
-    with ServeProcess(seeds, tmp_path / "index", extra=("--rate-limit", "0"), log_path=tmp_path / "serve.log") as server:
+    log_path = tmp_path / "serve.log"
+    with ServeProcess(seeds, tmp_path / "index", extra=("--rate-limit", "0"), log_path=log_path) as server:
         report = run_load(server.url, fans=10, seconds=10, warmup=5, max_requests=20_000, timeout=30, pid=server.pid)
         log = server.log_text()
     with capsys.disabled():

@@ -12,11 +12,9 @@ from pathlib import Path
 import faiss
 import numpy as np
 import pytest
-from conftest import DOMBRA, SEEDS, SEZIM_FILE
 
 import bot.index.files as index_files
 from bot import Config
-from bot.measure.bench_scale import exact_top, synthetic_vectors
 from bot.index import (
     APPROXIMATE_INDEX,
     EXACT_INDEX,
@@ -29,8 +27,11 @@ from bot.index import (
     settings_of,
     update_index,
 )
+from bot.measure.bench_scale import exact_top, synthetic_vectors
 from bot.query import words
 from bot.retrieve import _top_rows
+
+from conftest import DOMBRA, SEEDS, SEZIM_FILE
 
 
 def three_files(tmp_path: Path) -> Path:

@@ -10,7 +10,6 @@ import subprocess
 import sys
 
 import pytest
-from conftest import SEEDS, XSS
 
 from bot.answer import Answer
 from bot.persona import Persona, load_persona
@@ -29,6 +28,8 @@ from bot.serve.render import (
     sources_title,
     user_message,
 )
+
+from conftest import SEEDS, XSS
 
 
 @pytest.fixture(scope="module")

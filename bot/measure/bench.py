@@ -36,10 +36,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from ..chunk import chunk_seed
-from ..config import Config
 from ..backend.onnx import MAX_BATCH_TOKENS, OnnxEncoder
 from ..backend.onnx_export import ensure_onnx_export
+from ..chunk import chunk_seed
+from ..config import Config
 from ..embed import Embedder, document_precision
 from ..ingest import load_seeds
 from .bench_process import ask_end_to_end, serve_start, serving_process
