@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from .config import Config
+from .config import Config, prepare_libraries
 from .ingest import NoSeedsError
 
 log = logging.getLogger("bot")
@@ -37,20 +37,45 @@ STARTED = time.perf_counter() - _seconds_since_process_start()
 
 
 def _setup_logging(verbose: int) -> None:
+    # bm25s sets its own logger to DEBUG when it is imported; imported later
+    # (bot's modules load lazily), it would undo the level set below.
+    import bm25s  # noqa: F401
+
     level = logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     logging.getLogger("bot").setLevel(level)
     logging.getLogger("bm25s").setLevel(logging.WARNING)
 
 
-def common_options(command):
-    """``--seeds``, ``--index``, ``--model`` and ``-v``, shared by every command."""
+def common_options(command=None, *, folders_from_environment: bool = True):
+    """``--seeds``, ``--index``, ``--model`` and ``-v``, shared by every command.
+
+    The options default to ``$BOT_SEEDS``, ``$BOT_INDEX`` and ``$BOT_MODEL``
+    (shown in ``--help``). ``bot eval`` takes the folders from the
+    environment only as a fallback (``folders_from_environment=False``): its
+    seeds default to those beside the question set, its index to a cache.
+    Used as ``@common_options`` or ``@common_options(...)``.
+    """
+    if command is None:
+        return lambda inner: common_options(inner, folders_from_environment=folders_from_environment)
+    if folders_from_environment:
+        folders = [
+            click.option("--seeds", "seeds_dir", type=click.Path(path_type=Path), default=None, envvar="BOT_SEEDS",
+                         show_envvar=True, help="Folder of the artist's documents (default: ./seeds)."),
+            click.option("--index", "index_dir", type=click.Path(path_type=Path), default=None, envvar="BOT_INDEX",
+                         show_envvar=True, help="Folder of the built index (default: ./index)."),
+        ]
+    else:
+        folders = [
+            click.option("--seeds", "seeds_dir", type=click.Path(path_type=Path), default=None,
+                         help="Folder of the artist's documents (default: the seeds/ beside QA_PATH, "
+                              "else $BOT_SEEDS or ./seeds)."),
+            click.option("--index", "index_dir", type=click.Path(path_type=Path), default=None,
+                         help="Folder of the built index (default: a folder in the cache, never ./index)."),
+        ]
     options = [
-        click.option("--seeds", "seeds_dir", type=click.Path(path_type=Path), default=None,
-                     help="Folder of the artist's documents (default: ./seeds or $BOT_SEEDS)."),
-        click.option("--index", "index_dir", type=click.Path(path_type=Path), default=None,
-                     help="Folder of the built index (default: ./index or $BOT_INDEX)."),
-        click.option("--model", default=None,
+        *folders,
+        click.option("--model", default=None, envvar="BOT_MODEL", show_envvar=True,
                      help="sentence-transformers model name or path (default: bundled all-MiniLM-L6-v2)."),
         click.option("-v", "--verbose", count=True, help="Log more (-v: progress, -vv: debug)."),
     ]
@@ -80,7 +105,7 @@ class BotGroup(click.Group):
 def cli():
     """A fan Q&A bot that answers about one artist only from the artist's documents.
 
-    Put the documents (.txt or .md) in seeds/, then `bot build` and
+    Put the documents (.txt, .md, .pdf, .docx or .html) in seeds/, then `bot build` and
     `bot ask "..."`, or `bot serve` for the browser chat.
     """
 
@@ -100,7 +125,7 @@ def build(seeds_dir, index_dir, model, verbose):
 @click.argument("question")
 @click.option("--json", "as_json", is_flag=True,
               help="Print one JSON object: text, refused, kind, confidence and citations (each with text, "
-                   "source, start, end, score, before, after).")
+                   "source, start, end, page, section, location, score, before, after).")
 @common_options
 def ask(question, as_json, seeds_dir, index_dir, model, verbose):
     """Ask one QUESTION and print the answer with its sources."""
@@ -115,7 +140,7 @@ def ask(question, as_json, seeds_dir, index_dir, model, verbose):
         return
     click.echo(reply.text)
     for number, passage in enumerate(reply.citations, 1):
-        click.echo(f"  [{number}] {passage.source}:{passage.start}-{passage.end}", err=False)
+        click.echo(f"  [{number}] {passage.location} (characters {passage.start}-{passage.end})", err=False)
 
 
 @cli.command()
@@ -144,7 +169,7 @@ def search(question, k, as_json, seeds_dir, index_dir, model, verbose):
 @click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON object of metrics.")
 @click.option("--misses", is_flag=True,
               help="Also list every question handled wrongly, with what the bot said (JSON: a \"misses\" key).")
-@common_options
+@common_options(folders_from_environment=False)
 def eval_command(qa_path, method, as_json, misses, seeds_dir, index_dir, model, verbose):
     """Measure answers to the questions in QA_PATH (a JSON-lines question set).
 
@@ -152,7 +177,7 @@ def eval_command(qa_path, method, as_json, misses, seeds_dir, index_dir, model, 
     index is built in a cache folder, never in ./index.
     """
     _setup_logging(verbose)
-    from .eval import default_seeds_for, eval_bot, evaluate, load_questions
+    from .measure.eval import default_seeds_for, eval_bot, evaluate, load_questions
 
     config = make_config(None, None, model)
     seeds = seeds_dir or default_seeds_for(qa_path, config.seeds_dir)
@@ -197,7 +222,7 @@ def calibrate(eval_dir, output, seeds_dir, index_dir, model, verbose):
     EVAL_DIR holds one folder per set with a qa.jsonl (default: ../shared/eval).
     """
     _setup_logging(verbose)
-    from .calibrate import calibrate as run_calibration
+    from .measure.calibrate import calibrate as run_calibration
 
     result = run_calibration(eval_dir, output, make_config(seeds_dir, None, model))
     click.echo(json.dumps(result, indent=1))
@@ -243,8 +268,15 @@ class _PerMinute(click.IntRange):
 @click.option("--rate-limit", type=_PerMinute(), envvar="BOT_RATE_LIMIT", default=None, metavar="N",
               help="Questions per minute per client IP, chat and API together; 0: no limit. "
                    "Default: $BOT_RATE_LIMIT, else 30.")
+@click.option("--log-db", "log_db", type=click.Path(dir_okay=False, path_type=Path), envvar="BOT_LOG_DB",
+              default=None, help="The question log's file (SQLite). Default: $BOT_LOG_DB, else "
+                                 "artist-bot/questions.sqlite3 in the user's data folder.")
+@click.option("--no-log", is_flag=True, envvar="BOT_NO_LOG",
+              help="Keep no question log (and show no thumbs up/down). Default: $BOT_NO_LOG, else log.")
+@click.option("--log-days", type=click.IntRange(min=0), envvar="BOT_LOG_DAYS", default=90, show_default=True,
+              metavar="N", help="Delete logged questions older than N days (0: keep them). Default: $BOT_LOG_DAYS.")
 @common_options
-def serve(host, port, accounts, rate_limit, seeds_dir, index_dir, model, verbose):
+def serve(host, port, accounts, rate_limit, log_db, no_log, log_days, seeds_dir, index_dir, model, verbose):
     """Start the browser chat (Gradio), updating the index as the seeds change.
 
     Builds or updates the index first, then serves http://HOST:PORT/ until
@@ -253,15 +285,83 @@ def serve(host, port, accounts, rate_limit, seeds_dir, index_dir, model, verbose
     _setup_logging(max(verbose, 1))
     # Said before the imports below, which take seconds (Gradio).
     log.info("Starting the chat: loading the web server, then the index and the embedding model…")
+    from .feedback.store import default_log_path
     from .serve import DEFAULT_RATE_LIMIT, ServeError, parse_auth
     from .serve import serve as run_server
 
     try:
         run_server(make_config(seeds_dir, index_dir, model), host=host, port=port,
                    auth=parse_auth(accounts) or None,
-                   rate_limit=DEFAULT_RATE_LIMIT if rate_limit is None else rate_limit, started=STARTED)
+                   rate_limit=DEFAULT_RATE_LIMIT if rate_limit is None else rate_limit,
+                   log_path=None if no_log else (log_db or default_log_path()), log_days=log_days,
+                   started=STARTED)
     except ServeError as error:
         raise click.ClickException(str(error)) from None
+
+
+class _LogPath(click.Path):
+    """A question log's file; ``BOT_LOG_DB`` holds one, whole (a path may hold spaces)."""
+
+    def split_envvar_value(self, rv: str) -> list[str]:
+        return [rv]
+
+
+@cli.command()
+@click.option("--log-db", "log_dbs", multiple=True, type=_LogPath(dir_okay=False, path_type=Path),
+              envvar="BOT_LOG_DB", metavar="FILE",
+              help="A question log to read (repeat for the logs of several servers). Default: $BOT_LOG_DB, else "
+                   "the one bot serve keeps in the user's data folder.")
+@click.option("--since", default=None, metavar="SPAN",
+              help="Only questions from this long ago on (7d, 12h, 2w) or from a date (2026-11-01). Default: all.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="FILE",
+              help="Also write every logged question to FILE (CSV).")
+@click.option("--html", "html_path", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="FILE",
+              help="Also write the report as one self-contained HTML page.")
+@common_options
+def report(log_dbs, since, as_json, csv_path, html_path, seeds_dir, index_dir, model, verbose):
+    """What fans asked: answer rate, refused questions grouped by meaning, disliked answers.
+
+    Each refused group shows the passage of the seeds closest to it, so you
+    can see whether a document is missing or the bot missed it. Write the
+    missing answers into the seeds in the fans' words, and the bot answers them.
+    """
+    _setup_logging(verbose)
+    import sqlite3
+
+    from .feedback.report import as_html, as_text, build_report, parse_since, read_logs, write_csv
+    from .feedback.store import default_log_path
+
+    paths = list(log_dbs) or [default_log_path()]
+    try:
+        start = parse_since(since)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--since") from None
+    missing = [str(path) for path in paths if not path.is_file()]
+    if missing:
+        raise click.ClickException(f"No question log at {', '.join(missing)} (bot serve writes one once a fan asks; "
+                                   "--log-db names another).")
+    try:
+        rows = read_logs(paths, start)
+    except sqlite3.Error as error:
+        raise click.ClickException(
+            f"Cannot read the question log ({error}): is --log-db a file bot serve wrote?") from None
+    bot = None
+    if any(row.kind == "refusal" for row in rows):  # the model is only needed to group refusals
+        from .core import Bot
+
+        try:
+            bot = Bot(make_config(seeds_dir, index_dir, model))
+            bot.ensure_index()
+        except NoSeedsError as error:  # the logs may have been copied to a machine without the seeds
+            log.warning("%s Refused questions are grouped by wording only, without the closest passages.", error)
+            bot = None
+    result = build_report(rows, bot, logs=paths, since=start)
+    if csv_path:
+        write_csv(rows, result, csv_path)
+    if html_path:
+        html_path.write_text(as_html(result), encoding="utf-8")
+    click.echo(json.dumps(result, ensure_ascii=False) if as_json else as_text(result))
 
 
 @cli.command()
@@ -273,7 +373,7 @@ def serve(host, port, accounts, rate_limit, seeds_dir, index_dir, model, verbose
 def bench(seeds_dir, index_dir, model, verbose, scales, scale_only):
     """Measure speed and memory and print one line per figure."""
     _setup_logging(verbose)
-    from .bench import DEFAULT_SCALES, run_benchmarks
+    from .measure.bench import DEFAULT_SCALES, run_benchmarks
 
     chosen = tuple(size for size in scales if size > 0) if scales else DEFAULT_SCALES
     run_benchmarks(make_config(seeds_dir, index_dir, model), scales=chosen, base=not scale_only)
@@ -292,17 +392,20 @@ def bench(seeds_dir, index_dir, model, verbose, scales, scale_only):
 @click.option("--think", default=0.0, show_default=True, help="Mean pause of a fan between questions, seconds.")
 @click.option("--fresh-sessions", is_flag=True,
               help="Send every question without a session (as curl does), not one session per fan.")
+@click.option("--no-log", is_flag=True,
+              help="Start the server with --no-log (default: it keeps a question log in a temporary folder).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @common_options
-def loadtest(url, pid, fans, seconds, warmup, max_requests, timeout, think, fresh_sessions, as_json, seeds_dir,
-             index_dir, model, verbose):
+def loadtest(url, pid, fans, seconds, warmup, max_requests, timeout, think, fresh_sessions, no_log, as_json,
+             seeds_dir, index_dir, model, verbose):
     """Many fans asking at once through the HTTP API: failures, latency, throughput, memory.
 
     Loopback only. Exits with status 1 when a request failed or the server's
     memory after the run is more than 10% off its memory after the warm-up.
     """
     _setup_logging(verbose)
-    from .loadtest import Server, run_load
+    from .measure.loadtest import run_load
+    from .measure.server import ServeProcess
 
     def run(target, server_pid):
         try:
@@ -314,10 +417,15 @@ def loadtest(url, pid, fans, seconds, warmup, max_requests, timeout, think, fres
     if url:
         report = run(url, pid)
     else:
+        import tempfile
+
         config = make_config(seeds_dir, index_dir, model)
         extra = ("--rate-limit", "0") + (("--model", model) if model else ())
-        with Server(config.seeds_dir, config.index_dir, extra=extra) as server:
-            report = run(server.url, server.pid)
+        # The server logs as a real one does, but never into the fans' own question log.
+        with tempfile.TemporaryDirectory(prefix="bot-loadtest-") as scratch:
+            extra += ("--no-log",) if no_log else ("--log-db", str(Path(scratch) / "questions.sqlite3"))
+            with ServeProcess(config.seeds_dir, config.index_dir, extra=extra) as server:
+                report = run(server.url, server.pid)
     if as_json:
         click.echo(json.dumps(report.to_dict()))
     else:
@@ -329,4 +437,5 @@ def loadtest(url, pid, fans, seconds, warmup, max_requests, timeout, think, fres
 
 def main() -> None:
     """Entry point of the ``bot`` console script."""
+    prepare_libraries()  # before any command imports Hugging Face's libraries or Gradio
     cli(prog_name="bot")

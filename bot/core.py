@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from .answer import Answer, RefusalModel, compose, refusal_features, small_talk
+from .answer import Answer, compose, small_talk
 from .config import Config
 from .embed import Embedder
 from .index import (
@@ -19,19 +19,13 @@ from .index import (
     update_index,
 )
 from .ingest import load_seeds
+from .judge import Judgement, RefusalModel, judge
 from .persona import Persona, load_persona
-from .query import MIN_TYPO_LETTERS, Query, build_query, clean_question, correct_typos
+from .query import Query, build_query, clean_question
 from .retrieve import Passage, Retriever
+from .spelling import correct_typos, load_english_words
 
 log = logging.getLogger(__name__)
-
-
-def load_english_words() -> StringTable:
-    """pyspellchecker's English word list (about 160k words) as a compact sorted table (~3 MB)."""
-    from spellchecker import SpellChecker
-
-    words = SpellChecker(language="en", distance=1).word_frequency.dictionary
-    return StringTable(*StringTable.arrays(w for w in words if len(w) >= MIN_TYPO_LETTERS))
 
 
 class Bot:
@@ -45,7 +39,7 @@ class Bot:
 
     def __init__(self, config: Config | None = None, embedder: Embedder | None = None):
         self.config = config or Config()
-        self.embedder = embedder or Embedder(self.config.model)
+        self.embedder = embedder or Embedder(self.config)
         self.persona: Persona = load_persona(self.config.persona_path)
         self.refusal_model = RefusalModel.bundled()
         self._retriever: Retriever | None = None
@@ -73,7 +67,10 @@ class Bot:
             index = load_index(self.config.index_dir, settings_of(self.config))
         except IndexUnavailable:
             return self.update(progress)  # update_index logs why, once
-        if not stale_files(index, load_seeds(self.config.seeds_dir, self.config.max_seed_bytes)):
+        config = self.config
+        seeds = load_seeds(config.seeds_dir, config.max_seed_bytes, max_pdf_pages=config.max_pdf_pages,
+                           cache_dir=config.cache_dir / "extracted")
+        if not stale_files(index, seeds):
             self._use(index)
             return None
         try:
@@ -109,8 +106,17 @@ class Bot:
 
     def read(self, question: str, history: list[dict] | None = None) -> Query:
         """The question as the bot searches for it: a :class:`Query`, misspelt seed words mended."""
-        words = self.retriever.words
-        return build_query(question, history, spell=lambda text: correct_typos(text, words, self._is_english))
+        return self._query(clean_question(question), history, self.retriever)
+
+    def _query(self, cleaned: str, history: list[dict] | None, retriever: Retriever) -> Query:
+        """The :class:`Query` for a question already read by :func:`clean_question`."""
+        words = retriever.words
+        return build_query(cleaned, history, spell=lambda text: correct_typos(text, words, self._is_english))
+
+    def judge(self, question: str, history: list[dict] | None = None) -> Judgement:
+        """Rank the sentences for a question and judge whether they answer it (see :func:`bot.judge.judge`)."""
+        retriever = self.retriever
+        return judge(self._query(clean_question(question), history, retriever), retriever, self.refusal_model)
 
     def _is_english(self, word: str) -> bool:
         """Whether ``word`` (lower case) is an English word; the word list loads on first use."""
@@ -138,19 +144,16 @@ class Bot:
         if reply is not None:
             return reply
 
-        retriever = self.retriever
-        query = self.read(question, history)
-        ranked = retriever.candidates(query)
-        if not ranked:
-            return Answer(text=persona.refusal_text(), refused=True, kind="refusal", confidence=0.0)
-        confidence = self.refusal_model.probability(refusal_features(query, ranked, retriever))
-        if confidence < self.refusal_model.threshold:
-            return Answer(text=persona.refusal_text(), refused=True, kind="refusal", confidence=confidence)
-        passages = compose(ranked, retriever, self.config.answer_max_words)
+        retriever = self.retriever  # one index for the whole answer, even if update() swaps in another meanwhile
+        judgement = judge(self._query(text, history, retriever), retriever, self.refusal_model)
+        if not judgement.answerable:
+            return Answer(text=persona.refusal_text(), refused=True, kind="refusal", confidence=judgement.confidence)
+        best = [retriever.passage(c) for c in judgement.ranked[:2]]
+        passages = compose(best, self.config.answer_max_words, self.config.second_sentence_margin)
         return Answer(
             text=" ".join(p.text for p in passages),
             refused=False,
             citations=passages,
             kind="answer",
-            confidence=confidence,
+            confidence=judgement.confidence,
         )

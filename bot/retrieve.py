@@ -20,7 +20,7 @@ import Stemmer
 from .config import Config
 from .embed import Embedder
 from .index import APPROXIMATE_INDEX, LoadedIndex, lexical_tokens
-from .query import QUESTION_STOPWORDS, Query, build_query, offers, words
+from .query import QUESTION_STOPWORDS, Query, build_query, clean_question, offers, words
 
 #: Share of sentences above which a term counts as ubiquitous (see unknown_terms).
 _UBIQUITOUS = 0.25
@@ -41,6 +41,17 @@ class Passage:
     #: The sentences around it in the same paragraph.
     before: str = ""
     after: str = ""
+    #: The PDF page it is on (1-based), None for other formats.
+    page: int | None = None
+    #: The heading of its section in the document ("" when none).
+    section: str = ""
+
+    @property
+    def location(self) -> str:
+        """Where a person finds it: "tour.pdf, page 2", "biography.md · Early years" or "faq.txt"."""
+        if self.page is not None:
+            return f"{self.source}, page {self.page}"
+        return f"{self.source} · {self.section}" if self.section else self.source
 
     def to_dict(self) -> dict:
         """A JSON-ready dict of this passage."""
@@ -49,6 +60,9 @@ class Passage:
             "source": self.source,
             "start": self.start,
             "end": self.end,
+            "page": self.page,
+            "section": self.section,
+            "location": self.location,
             "score": round(self.score, 4),
             "before": self.before,
             "after": self.after,
@@ -117,9 +131,9 @@ class Retriever:
         """The BM25 terms of a question, without its syntax (QUESTION_STOPWORDS)."""
         return [t for t in self._tokens([text])[0] if t not in self._question_stopwords]
 
-    def signals(self, text: str) -> "Signals":
+    def signals(self, text: str) -> Signals:
         """The four raw signals of ``text`` against every sentence, plus dense candidates."""
-        vector = self.embedder.encode([text])[0]
+        vector = self.embedder.encode_question(text)
         n = min(self.config.candidates, len(self.index))
         if self._search_params is None:
             _, dense_rows = self.index.faiss_index.search(vector[None, :], n)
@@ -143,7 +157,7 @@ class Retriever:
             spread_context_lexical=_spread(context_lexical),
         )
 
-    def _fused(self, signals: "Signals", rows: np.ndarray) -> tuple[np.ndarray, ...]:
+    def _fused(self, signals: Signals, rows: np.ndarray) -> tuple[np.ndarray, ...]:
         ranking = self.config.ranking
         dense = self.index.vectors[rows] @ signals.vector
         context_dense = self.index.context_vectors[rows] @ signals.vector
@@ -190,7 +204,7 @@ class Retriever:
 
     def dense_scores(self, text: str, rows: list[int]) -> tuple[np.ndarray, np.ndarray]:
         """Cosines of ``text`` with the given sentences and with their windows."""
-        vector = self.embedder.encode([text])[0]
+        vector = self.embedder.encode_question(text)
         return self.index.vectors[rows] @ vector, self.index.context_vectors[rows] @ vector
 
     def unknown_terms(self, text: str) -> tuple[list[str], list[str]]:
@@ -221,21 +235,29 @@ class Retriever:
             score=candidate.score,
             before=chunk.before,
             after=chunk.after,
+            page=chunk.page,
+            section=chunk.section,
         )
 
     def retrieve(self, question: str, k: int = 5, history: list[dict] | None = None) -> list[Passage]:
         """The ``k`` passages that best match ``question``, best first."""
-        return self.passages(build_query(question, history), k)
+        return self.passages(build_query(clean_question(question), history), k)
 
     def passages(self, query: Query, k: int = 5) -> list[Passage]:
-        """The ``k`` passages that best match ``query``, best first (none for an empty question)."""
-        if not query.question:
+        """The ``k`` passages that best match ``query``, best first.
+
+        None for a question without a letter or digit ("?!"): it names
+        nothing, and ``Bot.answer`` treats it as empty too.
+        """
+        if not any(ch.isalnum() for ch in query.question):
             return []
         return [self.passage(c) for c in self.candidates(query)[:k]]
 
 
 def _top_rows(scores: np.ndarray, n: int) -> np.ndarray:
-    """The rows of the ``n`` best of non-negative ``scores`` (BM25): the same set as ``argsort(-scores, kind="stable")[:n]``.
+    """The rows of the ``n`` best of non-negative ``scores`` (BM25).
+
+    The same set as ``argsort(-scores, kind="stable")[:n]``.
 
     Ties at the cut go to the lowest rows, as with a stable sort, but only a
     partition is needed (a full sort of a million scores takes ~50 ms). Only

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import time
+import typing
 
 import pytest
 
 import bot as bot_package
 from bot import Answer, Passage
+from bot.answer import AnswerKind
 
 from conftest import DOMBRA, SEEDS, SEZIM_FILE, assert_quoted_verbatim, copy_seeds
 
@@ -31,7 +33,7 @@ def assert_valid(reply) -> None:
     assert isinstance(reply, Answer)
     assert isinstance(reply.text, str) and reply.text.strip()
     assert isinstance(reply.refused, bool)
-    assert reply.kind in {"answer", "refusal", "small_talk", "invalid"}
+    assert reply.kind in typing.get_args(AnswerKind)
     assert all(isinstance(p, Passage) for p in reply.citations)
     if reply.refused:
         assert reply.citations == []
@@ -140,10 +142,8 @@ def test_empty_question_gets_a_friendly_prompt(sezim_bot, question):
     reply = sezim_bot.answer(question)
     assert reply.kind == "invalid" and reply.citations == []
     assert reply.text == sezim_bot.persona.say(sezim_bot.persona.empty_question)
-    passages = sezim_bot.retrieve(question)
-    assert isinstance(passages, list)
-    if not question.strip():
-        assert passages == []
+    # Nothing to search for, so nothing is retrieved either.
+    assert sezim_bot.retrieve(question) == []
 
 
 def test_a_100kb_question_is_handled_quickly(sezim_bot):
@@ -162,29 +162,36 @@ def test_a_100kb_question_is_handled_quickly(sezim_bot):
     assert time.perf_counter() - started < 10.0 and len(passages) == 3
 
 
+#: Odd input and what the bot does with it: its kind of reply, and a word
+#: the quoted answer must hold (None: nothing is quoted).
 STRANGE = [
-    "Who taught Sezim\x00 to play the\x07 dombra?\x1b[31m",
-    "Who taught Sezim to play the dombra?\u200b\u202e\u2066",
-    "من علّم سزيم العزف على الدومبرا؟",
-    "מי לימד את סזים לנגן?",
-    "Сезимге домбыра тартуды кім үйретті?",
-    "谁教Sezim弹冬不拉？",
-    "🎤🎶 Who taught Sezim to play the dombra? 🪕✨",
-    "👩‍👧 ❤️",
-    "<script>alert('x')</script> Who taught Sezim to play the dombra?",
-    "<b>Is Sezim married?</b><img src=x onerror=alert(1)>",
-    "'; DROP TABLE seeds; --",
-    "{bot} {artist} {0} %s %(x)s",
-    "\udcff lone surrogate",
-    "a" * 999,
-    "dombra " * 140,
+    ("Who taught Sezim\x00 to play the\x07 dombra?\x1b[31m", "answer", "grandmother"),
+    ("Who taught Sezim to play the dombra?\u200b\u202e\u2066", "answer", "grandmother"),
+    ("من علّم سزيم العزف على الدومبرا؟", "refusal", None),
+    ("מי לימד את סזים לנגן?", "refusal", None),
+    ("Сезимге домбыра тартуды кім үйретті?", "refusal", None),
+    ("谁教Sezim弹冬不拉？", "refusal", None),
+    ("🎤🎶 Who taught Sezim to play the dombra? 🪕✨", "answer", "grandmother"),
+    ("👩‍👧 ❤️", "invalid", None),
+    ("<script>alert('x')</script> Who taught Sezim to play the dombra?", "answer", "grandmother"),
+    ("<b>Is Sezim married?</b><img src=x onerror=alert(1)>", "refusal", None),
+    ("'; DROP TABLE seeds; --", "refusal", None),
+    ("{bot} {artist} {0} %s %(x)s", "refusal", None),
+    ("\udcff lone surrogate", "refusal", None),
+    ("a" * 999, "refusal", None),
+    ("dombra " * 140, "answer", "dombra"),
 ]
 
 
-@pytest.mark.parametrize("question", STRANGE, ids=range(len(STRANGE)))
-def test_strange_input_gives_a_valid_answer(sezim_bot, question):
+@pytest.mark.parametrize("question, kind, quoted", STRANGE, ids=range(len(STRANGE)))
+def test_strange_input_gives_a_valid_answer(sezim_bot, question, kind, quoted):
     reply = sezim_bot.answer(question)
     assert_grounded(sezim_bot, reply)
+    assert reply.kind == kind, reply.text
+    if quoted is None:
+        assert reply.citations == []
+    else:
+        assert quoted in reply.text.lower()
     assert "<script" not in reply.text and "onerror" not in reply.text
     reply.to_dict()  # serialisable
 
@@ -263,16 +270,23 @@ def test_non_string_questions_do_not_crash(sezim_bot):
 @pytest.mark.parametrize(
     "history",
     [
-        None,
         [],
         [{"role": "user"}],
         [{"role": "assistant", "content": "Hello"}],
         [{"role": "user", "content": None}, "not a message", 7],
-        [{"role": "user", "content": "x" * 100_000}],
     ],
 )
-def test_odd_histories_do_not_crash(sezim_bot, history):
-    assert_grounded(sezim_bot, sezim_bot.answer("Was it successful?", history))
+def test_histories_without_a_fan_question_are_no_history(sezim_bot, history):
+    reply = sezim_bot.answer("Was it successful?", history)
+    assert reply.to_dict() == sezim_bot.answer("Was it successful?", None).to_dict()
+    assert reply.kind == "answer" and "critical and commercial success" in reply.text
+
+
+def test_a_huge_previous_message_does_not_drown_the_question(sezim_bot):
+    history = [{"role": "user", "content": "x" * 100_000}]
+    reply = sezim_bot.answer("Was it successful?", history)
+    assert_grounded(sezim_bot, reply)
+    assert reply.kind == "answer" and "critical and commercial success" in reply.text
 
 
 def test_same_inputs_give_the_same_answer(sezim_bot, make_bot):

@@ -11,12 +11,13 @@ from types import SimpleNamespace
 
 import gradio as gr
 import pytest
-from conftest import DOMBRA, FRANCE, ROOT, XSS, free_port
 
 from bot import Bot, Config
 from bot.answer import Answer
 from bot.serve import ChatHandlers, IndexStatus, RateLimiter, build_app
 from bot.serve.render import render_chat
+
+from conftest import DOMBRA, FRANCE, ROOT, XSS, free_port
 
 
 @pytest.fixture(scope="module")

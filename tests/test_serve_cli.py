@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 import bot.serve.server
 from bot.cli import STARTED, cli
+from bot.feedback.store import default_log_path
 
 from conftest import ROOT, bot_command, bot_env
 
@@ -38,7 +39,8 @@ def serve(*args, **env):
 
 def test_defaults_no_password_and_30_a_minute(started):
     assert serve().exit_code == 0
-    assert started == [{"host": "127.0.0.1", "port": 7860, "auth": None, "rate_limit": 30}]
+    assert started == [{"host": "127.0.0.1", "port": 7860, "auth": None, "rate_limit": 30,
+                        "log_path": default_log_path(), "log_days": 90}]
 
 
 def test_settings_from_the_environment(started):
@@ -55,7 +57,8 @@ def test_settings_from_the_environment(started):
 def test_the_command_line_wins_over_the_environment(started):
     result = serve("--auth", "a:1", "--auth", "b:2", "--rate-limit", "7", BOT_AUTH="owner:x", BOT_RATE_LIMIT="5")
     assert result.exit_code == 0, result.output
-    assert started == [{"host": "127.0.0.1", "port": 7860, "auth": [("a", "1"), ("b", "2")], "rate_limit": 7}]
+    assert started == [{"host": "127.0.0.1", "port": 7860, "auth": [("a", "1"), ("b", "2")], "rate_limit": 7,
+                        "log_path": default_log_path(), "log_days": 90}]
     # A good --rate-limit is used even when BOT_RATE_LIMIT is bad.
     assert serve("--rate-limit", "3", BOT_RATE_LIMIT="lots").exit_code == 0 and started[-1]["rate_limit"] == 3
 

@@ -1,4 +1,7 @@
-"""The fixes to Gradio's internals: applied on the Gradio they were written for, left out (with a warning) on another."""
+"""The fixes to Gradio's internals.
+
+Applied on the Gradio they were written for, left out (with a warning) on another.
+"""
 
 import logging
 

@@ -10,7 +10,6 @@ import subprocess
 import sys
 
 import pytest
-from conftest import SEEDS, XSS
 
 from bot.answer import Answer
 from bot.persona import Persona, load_persona
@@ -29,6 +28,8 @@ from bot.serve.render import (
     sources_title,
     user_message,
 )
+
+from conftest import SEEDS, XSS
 
 
 @pytest.fixture(scope="module")
@@ -77,9 +78,9 @@ def test_sources_highlight_the_sentence_and_escape_the_seed():
         after="After.",
     )
     markup = sources_markdown([passage])
-    assert "<" not in markup and ">" not in markup.replace("\n\n> ", "")
-    # The answering sentence is the bold one, in its context, under its place in the file.
-    assert "*characters 10–33*" in markup
+    assert "<" not in markup and ">" not in markup.removeprefix("> ")
+    # The answering sentence is the bold one, in its context (the title names the one file).
+    assert markup.startswith("> Before") and "characters" not in markup
     assert "Before &#60;img src=x onerror=alert(1)&#62;. **She played &#60;b&#62;loud&#60;/b&#62;.** After." in markup
 
 
@@ -87,10 +88,19 @@ def test_sources_name_their_files_and_quote_neighbours_together():
     first = Passage(text="One.", source="a.txt", start=0, end=4, score=1.0, after="Two.")
     second = Passage(text="Two.", source="a.txt", start=5, end=9, score=1.0, before="One.", after="Three.")
     other = Passage(text="Else.", source="b_*.md", start=0, end=5, score=1.0)
-    assert sources_markdown([first, second]) == "*characters 0–9*\n\n> **One. Two.** Three."
+    assert sources_markdown([first, second]) == "> **One. Two.** Three."
     markup = sources_markdown([first, other])
-    assert "*a.txt · characters 0–4*" in markup and "*b&#95;&#42;.md · characters 0–5*" in markup
+    assert "*a.txt*\n\n> **One.** Two." in markup and "*b&#95;&#42;.md*\n\n> **Else.**" in markup
     assert sources_title([first, other]) == "Sources: a.txt, b&#95;&#42;.md"
+
+
+def test_sources_say_the_page_or_section_a_fan_can_find():
+    page = Passage(text="Dates.", source="tour.pdf", start=0, end=6, score=1.0, page=2)
+    section = Passage(text="Born.", source="bio.md", start=0, end=5, score=1.0, section="Early years")
+    assert sources_markdown([page]) == "*page 2*\n\n> **Dates.**"
+    assert sources_markdown([section]) == "*Early years*\n\n> **Born.**"
+    markup = sources_markdown([page, section])
+    assert "*tour.pdf, page 2*" in markup and "*bio.md · Early years*" in markup
 
 
 def test_answer_messages_fold_the_sources_and_refusals_offer_questions(persona):

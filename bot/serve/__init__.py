@@ -17,16 +17,11 @@ does not pay for it.
 """
 
 import importlib
-import os
 
+from ..config import prepare_libraries
 
-def before_gradio() -> None:
-    """Environment settings Gradio reads; made here, before any module of this package imports it."""
-    # Gradio otherwise phones home for analytics and version checks at start-up.
-    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-
-
-before_gradio()
+# Gradio reads its environment when imported; set it before any module here imports it.
+prepare_libraries()
 
 #: What the CLI and the tests use, and the module each lives in.
 _EXPORTS = {

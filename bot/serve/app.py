@@ -15,12 +15,14 @@ are limited (:mod:`bot.serve.guard`).
 import json
 import logging
 import os
+import time
 from pathlib import Path
 
 import gradio as gr
 
 from ..answer import Answer
 from ..core import Bot
+from ..feedback.store import QuestionLog
 from ..persona import Persona
 from . import gradio_fixes
 from .guard import (
@@ -33,6 +35,7 @@ from .guard import (
 from .ratelimit import RateLimiter
 from .render import (
     CSS,
+    answer_messages,
     api_history,
     as_text,
     chat_history,
@@ -179,12 +182,16 @@ class ChatHandlers:
     ``status`` is shared with a :class:`~bot.serve.watch.SeedWatcher` so the
     page can show live updates; without one the page just shows the index in
     use. ``rate_limit`` caps the questions of each client (chat and API
-    together); None: no cap. A chat's ``turns`` are ``{"question", "answer"}``
-    dicts, kept in the page's session state.
+    together); None: no cap. ``question_log`` records every question answered
+    and the fans' thumbs up/down (None: nothing is recorded). A chat's
+    ``turns`` are ``{"question", "answer", "log_id"}`` dicts, kept in the
+    page's session state.
     """
 
-    def __init__(self, bot: Bot, status: IndexStatus | None = None, rate_limit: RateLimiter | None = None):
+    def __init__(self, bot: Bot, status: IndexStatus | None = None, rate_limit: RateLimiter | None = None,
+                 question_log: QuestionLog | None = None):
         self.bot = bot
+        self.question_log = question_log
         self.status = status or IndexStatus()
         self.limiter = rate_limit if rate_limit is not None else RateLimiter(0)
         # One log line per client a minute about its rate limit, however hard it tries.
@@ -220,8 +227,8 @@ class ChatHandlers:
         shown = render_chat(turns, persona) + [user_message(question)]
         yield "", shown, turns
         try:
-            answer = self.answer(question, chat_history(turns), request)
-            turns = turns + [{"question": question, "answer": answer}]
+            answer, log_id = self.answer_logged(question, chat_history(turns), request, len(turns), "chat")
+            turns = turns + [{"question": question, "answer": answer, "log_id": log_id}]
             # The box is left alone: the fan may already be typing the next question.
             yield gr.skip(), render_chat(turns, self.bot.persona), turns
         except Exception:  # the fan gets an apology, the log the details
@@ -248,7 +255,33 @@ class ChatHandlers:
         character offsets, sentence and its context).
         """
         question = "" if question is None else str(question)
-        return self.answer(question, api_history(history), request).to_dict()
+        history = api_history(history)
+        earlier = sum(message["role"] == "user" for message in history)
+        return self.answer_logged(question, history, request, earlier, "api")[0].to_dict()
+
+    # -- the question log ------------------------------------------------
+
+    def answer_logged(self, question: str, history: list[dict], request, turns: int, via: str):
+        """:meth:`answer`, recorded in the question log: (answer, the log row's id or None)."""
+        started = time.perf_counter()
+        answer = self.answer(question, history, request)
+        if self.question_log is None:
+            return answer, None
+        latency_ms = (time.perf_counter() - started) * 1000
+        try:
+            return answer, self.question_log.record(question, answer, turns, latency_ms, via)
+        except Exception:  # the log never costs a fan the answer
+            log.exception("Logging a question failed.")
+            return answer, None
+
+    def liked(self, event: gr.LikeData, turns):
+        """A fan's thumbs up or down (or taking it back) on an answer: recorded on that question's row."""
+        if self.question_log is None or not isinstance(event.index, int):
+            return
+        turn = turn_of_message(turns, event.index, self.bot.persona)
+        if turn is not None:
+            liked = event.liked if isinstance(event.liked, bool) else None  # "": the thumb was taken back
+            self.question_log.feedback(turn.get("log_id"), liked)
 
     def page_load(self):
         """Fresh persona and index status for each visitor: (header, chat, status line, status version)."""
@@ -270,12 +303,13 @@ class ChatHandlers:
         return status_html(self.bot, self.status), self.status.version
 
 
-def build_app(bot: Bot, status: IndexStatus | None = None, rate_limit: RateLimiter | None = None) -> gr.Blocks:
+def build_app(bot: Bot, status: IndexStatus | None = None, rate_limit: RateLimiter | None = None,
+              question_log: QuestionLog | None = None) -> gr.Blocks:
     """The Gradio app for ``bot``: the chat, the ``/ask`` API, and the index status line.
 
-    ``status`` and ``rate_limit``: see :class:`ChatHandlers`.
+    ``status``, ``rate_limit`` and ``question_log``: see :class:`ChatHandlers`.
     """
-    handlers = ChatHandlers(bot, status, rate_limit)
+    handlers = ChatHandlers(bot, status, rate_limit, question_log)
     persona = bot.persona
     with ChatApp(title=f"{persona.bot_name} · {persona.artist_name}", analytics_enabled=False) as app:
         turns = gr.State([])
@@ -299,6 +333,8 @@ def build_app(bot: Bot, status: IndexStatus | None = None, rate_limit: RateLimit
         cleared = [chatbot, turns, question_box]
         clear_button.click(handlers.new_chat, None, cleared, queue=False, **private)
         chatbot.clear(handlers.new_chat, None, cleared, queue=False, **private)
+        if question_log is not None:  # the thumbs show only with a like event, and only a log keeps them
+            chatbot.like(handlers.liked, [turns], None, queue=False, show_progress="hidden", **private)
         timer.tick(handlers.poll_status, seen_version, [status_line, seen_version], show_progress="hidden",
                    queue=False, **private)
         app.load(handlers.page_load, None, [header, chatbot, status_line, seen_version], queue=False, **private)
@@ -332,7 +368,8 @@ def _chatbot(persona: Persona) -> gr.Chatbot:
         allow_tags=False,
         latex_delimiters=[],
         buttons=[],
-        feedback_options=None,
+        # Thumbs up/down under each answer, recorded in the question log.
+        feedback_options=("Like", "Dislike"),
         group_consecutive_messages=True,
     )
 
@@ -350,3 +387,14 @@ def _question_box(persona: Persona) -> gr.Textbox:
         submit_btn="Ask",
         elem_id="question",
     )
+
+
+def turn_of_message(turns: list[dict], index: int, persona: Persona) -> dict | None:
+    """The turn that chat message number ``index`` belongs to (as :func:`.render.render_chat` lays them out)."""
+    first = 0
+    for turn in turns:
+        count = 1 + len(answer_messages(turn["answer"], persona))  # the question, then the answer's messages
+        if first <= index < first + count:
+            return turn
+        first += count
+    return None

@@ -76,19 +76,30 @@ def _quotes(passages: list[Passage]) -> list[list[Passage]]:
     return groups
 
 
+def _place(passage: Passage, several_files: bool) -> str:
+    """Where a fan finds the passage, beyond the file the title names: its page or section.
+
+    With several files, the whole location (file and page or section). Character
+    offsets mean nothing to a fan: they stay in the API and ``bot ask``.
+    """
+    if several_files:
+        return passage.location
+    return f"page {passage.page}" if passage.page is not None else passage.section
+
+
 def sources_markdown(passages: list[Passage]) -> str:
     """Each source passage, the answering sentences highlighted (in bold) in their context."""
     parts = []
     several_files = len({p.source for p in passages}) > 1
     for group in _quotes(passages):
         first, last = group[0], group[-1]
-        where = f"{as_text(first.source)} · " if several_files else ""
+        place = _place(first, several_files)
         context = " ".join(
             part
             for part in (as_text(first.before), f"**{as_text(' '.join(p.text for p in group))}**", as_text(last.after))
             if part
         )
-        parts.append(f"*{where}characters {first.start}–{last.end}*\n\n> {context}")
+        parts.append((f"*{as_text(place)}*\n\n" if place else "") + f"> {context}")
     return "\n\n".join(parts)
 
 

@@ -13,9 +13,11 @@ import logging
 import signal
 import threading
 import time
+from pathlib import Path
 
 from ..config import Config
 from ..core import Bot
+from ..feedback.store import DEFAULT_KEEP_DAYS, QuestionLog
 from .app import build_app
 from .guard import LOOPBACK, ServeError, launch_settings
 from .ratelimit import DEFAULT_RATE_LIMIT, RateLimiter
@@ -30,14 +32,18 @@ def serve(
     port: int = 7860,
     auth: list[tuple[str, str]] | None = None,
     rate_limit: int = DEFAULT_RATE_LIMIT,
+    log_path: Path | None = None,
+    log_days: int = DEFAULT_KEEP_DAYS,
     started: float | None = None,
 ) -> None:
     """Build or update the index, then serve the chat until interrupted, watching the seeds.
 
     ``auth``: accounts whose password the page and the API require (None:
     open to anyone who can reach ``host``). ``rate_limit``: questions per
-    minute per client (0: no limit). ``started``: when the process started, on
-    the ``time.perf_counter`` clock (the "ready" figure counts from it; None: from now).
+    minute per client (0: no limit). ``log_path``: the question log's file
+    (None: no log); rows older than ``log_days`` days are deleted (0: none).
+    ``started``: when the process started, on the ``time.perf_counter`` clock
+    (the "ready" figure counts from it; None: from now).
     """
     started = time.perf_counter() if started is None else started
     log.info("Loading the index of %s and the embedding model…", config.seeds_dir)
@@ -48,7 +54,8 @@ def serve(
     watcher = SeedWatcher(bot, status)
     check_index_is_current(bot, watcher)
     watcher.start()
-    app = build_app(bot, status, RateLimiter(rate_limit))
+    question_log = QuestionLog.open(log_path, log_days) if log_path is not None else None
+    app = build_app(bot, status, RateLimiter(rate_limit), question_log)
     if threading.current_thread() is threading.main_thread():
         # Stop cleanly on SIGTERM (a service manager, a test) as on Ctrl+C.
         signal.signal(signal.SIGTERM, _interrupt)
@@ -69,13 +76,23 @@ def serve(
             f"required ({len(auth)} account{'s' if len(auth) != 1 else ''})" if auth else "none",
             f"{rate_limit} questions a minute per client" if rate_limit else "none",
         )
+        log.info("Question log: %s.", _log_line(question_log, log_days))
         if host not in LOOPBACK and not auth:
             log.warning("Listening on %s: anyone who can reach this machine can use the chat "
                         "(--auth USER:PASSWORD makes it private).", host)
         app.block_thread()  # until Ctrl+C or SIGTERM
     finally:
         watcher.stop()
+        if question_log is not None:
+            question_log.close()
         log.info("Stopped.")
+
+
+def _log_line(question_log: QuestionLog | None, log_days: int) -> str:
+    if question_log is None:
+        return "off"
+    kept = f"kept {log_days} days" if log_days > 0 else "kept until deleted"
+    return f"{question_log.path.absolute()} ({kept}; `bot report` reads it)"
 
 
 def _interrupt(signum, frame):

@@ -1,8 +1,9 @@
 """Re-derive the refusal model from question sets (``bot calibrate``).
 
-For every question of every set, the signals of :func:`bot.answer.refusal_features`
-are computed with the current ranking. A logistic regression learns "the
-seeds answer this" (``answerable``) against "they don't" (``off_topic``),
+For every question of every set, the refusal features are computed by the
+same rank-and-judge step that answers (:func:`bot.judge.judge`), so the model
+is fitted on exactly what ``Bot.answer`` sees. A logistic regression learns
+"the seeds answer this" (``answerable``) against "they don't" (``off_topic``),
 each set weighing the same whatever its size. The threshold is the one that
 maximises the mean, over sets, of the balanced accuracy
 ``(1 - false_refusal_rate + off_topic_refusal_rate) / 2``. The adversarial
@@ -16,23 +17,19 @@ from pathlib import Path
 
 import numpy as np
 
-from .answer import RefusalModel, refusal_features
-from .config import Config
+from ..config import Config
+from ..judge import FEATURES, RefusalModel
 from .eval import default_seeds_for, eval_bot, load_questions
-
-FEATURES = ("dense", "context_dense", "margin", "unknown_words", "coverage", "unknown_names", "lacks_wanted")
 
 
 def collect(qa_path: Path, seeds_dir: Path, config: Config) -> list[tuple[dict, str]]:
     """The refusal features and kind of every question in one set."""
     bot = eval_bot(seeds_dir, config)
-    retriever = bot.retriever
     samples = []
     for item in load_questions(qa_path):
-        query = bot.read(item.question, item.history)
-        ranked = retriever.candidates(query)
-        if ranked:
-            samples.append((refusal_features(query, ranked, retriever), item.kind))
+        judgement = bot.judge(item.question, item.history)
+        if judgement.features is not None:
+            samples.append((judgement.features, item.kind))
     return samples
 
 

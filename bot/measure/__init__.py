@@ -1,0 +1,1 @@
+"""The measuring tools: ``bot eval``, ``bot calibrate``, ``bot bench``, ``bot loadtest``."""
