@@ -223,7 +223,7 @@ CSS = """
   grid-template-columns: repeat(auto-fit, minmax(min(100%, 280px), 1fr)); }
 #chat .example { padding: 10px 14px; border: 1px solid var(--border-color-primary);
   background: var(--background-fill-secondary); box-shadow: 0 1px 2px rgba(0,0,0,.06); }
-#chat .example:hover { border-color: #f59e0b; background: #fffbeb; }
+#chat .example:hover { border-color: var(--border-color-accent); background: var(--color-accent-soft); }
 #chat .example-text-content { margin-top: 0; }
 /* "New chat" under the chat is the one way to clear it: Gradio's own clear
    icon sits over the fan's first message, which is on the same side. */
