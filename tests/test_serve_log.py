@@ -110,7 +110,7 @@ def test_api_questions_are_logged(server):
     logged = by_question[DOMBRA]
     assert logged.kind == "answer" == answer["kind"] and logged.turns == 0
     assert logged.confidence == pytest.approx(answer["confidence"], abs=1e-4)
-    assert logged.sources == [{"source": c["source"], "start": c["start"], "end": c["end"]}
+    assert logged.sources == [{"source": c["source"], "start": c["start"], "end": c["end"], "location": c["location"]}
                               for c in answer["citations"]]
     assert "grandmother" in logged.quoted and logged.quoted == " ".join(c["text"] for c in answer["citations"])
     assert logged.latency_ms > 0 and logged.feedback is None
@@ -143,15 +143,15 @@ def test_chat_questions_and_thumbs_are_logged_on_their_own_rows(server):
 def test_the_log_opens_cleanly_after_kill_9(tmp_path):
     shutil.copytree(ROOT / "seeds", tmp_path / "seeds")
     log_db = tmp_path / "questions.sqlite3"
-    process, url = start_server(tmp_path, tmp_path / "serve.log", extra=("--log-db", str(log_db)))
+    server, url = start_server(tmp_path, tmp_path / "serve.log", extra=("--log-db", str(log_db)))
     try:
         client = gradio_client.Client(url, verbose=False)
         for _ in range(3):
             client.predict(question=DOMBRA, api_name="/ask")
         rows_when(log_db, lambda rows: len(rows) == 3)
     finally:
-        process.send_signal(signal.SIGKILL)
-        process.wait(10)
+        server.process.send_signal(signal.SIGKILL)
+        server.process.wait(10)
     with sqlite3.connect(log_db) as connection:
         assert connection.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     assert [r.question for r in read_rows(log_db)] == [DOMBRA] * 3
