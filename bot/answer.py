@@ -22,10 +22,13 @@ AnswerKind = Literal["answer", "refusal", "small_talk", "invalid", "other_langua
 
 # Whole-message small talk that deserves a persona reply, not a search.
 _SMALL_TALK = [
-    ("greeting", re.compile(r"(hi|hello|hey|hiya|howdy|greetings|hallo|salem|sälem|good (morning|afternoon|evening|day))( there| everyone| all| bot| friend)?")),
-    ("thanks", re.compile(r"(thanks|thank you|thank u|thx|ty|cheers|rakhmet|much appreciated)( (so|very) much| a lot| again)?")),
+    ("greeting", re.compile(r"(hi|hello|hey|hiya|howdy|greetings|hallo|salem|sälem"
+                            r"|good (morning|afternoon|evening|day))( there| everyone| all| bot| friend)?")),
+    ("thanks", re.compile(r"(thanks|thank you|thank u|thx|ty|cheers|rakhmet|much appreciated)"
+                          r"( (so|very) much| a lot| again)?")),
     ("goodbye", re.compile(r"(bye|goodbye|bye bye|see you|see ya|good night|farewell)( later| soon)?")),
-    ("about", re.compile(r"(who|what) are you|what is your name|what's your name|are you a (bot|robot|human|person)|what can you do|help|how does this work")),
+    ("about", re.compile(r"(who|what) are you|what is your name|what's your name|are you a (bot|robot|human|person)"
+                         r"|what can you do|help|how does this work")),
 ]
 
 

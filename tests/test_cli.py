@@ -122,7 +122,8 @@ def test_eval_misses_show_what_the_bot_said(runner, seeds_dir, index_dir, workdi
     assert "Misses (1):" in shown.stdout
     assert f"[answerable] {DOMBRA}" in shown.stdout and "expected: her uncle" in shown.stdout
     assert "Growing up in a small village" in shown.stdout  # what it said instead
-    report = json.loads(invoke(runner, "eval", qa, "--seeds", seeds_dir, "--index", index_dir, "--misses", "--json").stdout)
+    shown = invoke(runner, "eval", qa, "--seeds", seeds_dir, "--index", index_dir, "--misses", "--json")
+    report = json.loads(shown.stdout)
     assert [m["question"] for m in report["misses"]] == [DOMBRA]
     assert report["off_topic_refusal_rate"] == 1.0
 
@@ -199,3 +200,32 @@ def test_python_dash_m_bot_is_the_same_command(tmp_path):
     assert result.returncode == 0
     for command in ("build", "ask"):
         assert command in result.stdout
+
+
+def test_the_common_options_come_from_the_environment_and_help_says_so(runner, seeds_dir, tmp_path, workdir,
+                                                                        monkeypatch):
+    index = tmp_path / "env-index"
+    monkeypatch.setenv("BOT_SEEDS", str(seeds_dir))
+    monkeypatch.setenv("BOT_INDEX", str(index))
+    built = invoke(runner, "build")
+    assert built.exit_code == 0, built.output
+    assert SUMMARY.fullmatch(built.stdout.strip()) and (index / "CURRENT").is_file()
+    assert not (workdir / "index").exists()
+    shown = " ".join(invoke(runner, "build", "--help").stdout.split())
+    for variable in ("BOT_SEEDS", "BOT_INDEX", "BOT_MODEL"):
+        assert f"env var: {variable}" in shown
+
+
+def test_eval_keeps_its_own_folders_whatever_the_environment_says(runner, tmp_path, workdir, monkeypatch):
+    question_set = workdir / "set"
+    copy_seeds(SEEDS, question_set / "seeds")
+    qa = question_set / "qa.jsonl"
+    qa.write_text(json.dumps({"question": DOMBRA, "answers": ["grandmother"], "kind": "answerable"}) + "\n",
+                  encoding="utf-8")
+    (tmp_path / "no-seeds").mkdir()
+    monkeypatch.setenv("BOT_SEEDS", str(tmp_path / "no-seeds"))  # would fail: nothing to index
+    monkeypatch.setenv("BOT_INDEX", str(tmp_path / "env-index"))
+    result = invoke(runner, "eval", qa, "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["answerable_accuracy"] == 1.0  # the seeds beside the set
+    assert not (tmp_path / "env-index").exists()  # the index went to the cache

@@ -1,7 +1,8 @@
-"""The ONNX Runtime embedding path: same vectors as sentence-transformers, cached, light to import.
+"""The embedder: questions exactly, documents as the Config says, light to import, honest about its vectors.
 
-The model is exported once per test session into a temporary cache (about
-half a minute); every test here shares that export.
+The model is exported once per test session into a temporary cache (the
+``onnx_cache`` fixture, about half a minute); every test here shares that
+export. The export itself is tested in test_backend_onnx.py.
 """
 
 from __future__ import annotations
@@ -10,64 +11,19 @@ import json
 import logging
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+import bot.backend.onnx_export as onnx_export
 import bot.embed as embed
 from bot import Bot, Config
+from bot.backend.onnx_export import onnx_dir
 from bot.config import DEFAULT_MODEL
-from bot.embed import Embedder, OnnxEncoder, ensure_onnx_export, model_identity, onnx_dir
+from bot.embed import Embedder, model_identity
 
-from conftest import ROOT, SEEDS, copy_seeds
-
-#: A few dozen varied texts: short, long (past the 256-token limit), numbers,
-#: punctuation, accents, Cyrillic, CJK, emoji, empty and blank.
-SENTENCES = [
-    "Who taught Sezim to play the dombra?",
-    "When was her first album released?",
-    "How many concerts did she give in 2019?",
-    "Where was she born?",
-    "Sezim Baktybekova is a singer from Kyrgyzstan.",
-    "She learned the komuz from her grandmother in Naryn.",
-    "Her debut single reached number one in Bishkek in the spring of 2016.",
-    "The orchestra played for two hours, and the crowd sang every chorus.",
-    "Chopin left Warsaw in 1830 and never returned.",
-    "Link's sword is called the Master Sword.",
-    "What's your favourite song?!",
-    "ok",
-    "a",
-    "",
-    "   ",
-    "1994",
-    "42 % of 1,000,000 fans — really?",
-    "Café naïve Zürich façade déjà vu.",
-    "Сезим Бактыбекова — кыргызская певица.",
-    "她是一位来自吉尔吉斯斯坦的歌手。",
-    "彼女はキルギスの歌手です。",
-    "Concert tonight 🎤🎶 don't miss it!!!",
-    "<b>HTML</b> &amp; markdown **bold** [link](http://example.com)",
-    "The quick brown fox jumps over the lazy dog. " * 3,
-    "Tab\tseparated\nand new\nlines.",
-    "A" * 300,
-    "word " * 400,
-    " ".join(f"sentence number {i} about the tour of the year {1990 + i}." for i in range(60)),
-    "Is she married?",
-    "Did she win the Grammy?",
-    "Tell me about her childhood.",
-    "She wrote the lyrics herself, in Kyrgyz and in Russian, during the winter of 2020.",
-]
-
-
-@pytest.fixture(scope="session")
-def onnx_cache(tmp_path_factory) -> Path:
-    """One export of the bundled model for the whole session."""
-    cache = tmp_path_factory.mktemp("onnx-cache")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("BOT_ONNX_CACHE", str(cache))
-        ensure_onnx_export(DEFAULT_MODEL)
-    return cache
+from conftest import EMBEDDING_TEXTS as SENTENCES
+from conftest import ROOT, SEEDS, copy_seeds, cosines
 
 
 @pytest.fixture(autouse=True)
@@ -82,24 +38,12 @@ def reference(embedder):
     return embedder.model.encode(SENTENCES, normalize_embeddings=True, convert_to_numpy=True)
 
 
-def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return np.sum(a * b, axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
-
-
-def test_onnx_vectors_match_sentence_transformers(onnx_cache, reference):
-    exact = OnnxEncoder(onnx_dir(DEFAULT_MODEL), "model.onnx")
-    for batch_size in (1, 7, 64):
-        vectors = exact.encode(SENTENCES, batch_size=batch_size)
-        assert vectors.shape == reference.shape and vectors.dtype == np.float32
-        assert cosines(vectors, reference).min() >= 0.999
-
-
 def test_a_question_is_embedded_exactly_and_without_torch_objects(reference):
     model = Embedder()
     for i in (0, 17, 19, 26):
-        vector = model.encode([SENTENCES[i]])
-        assert vector.shape == (1, 384) and vector.dtype == np.float32
-        assert cosines(vector, reference[i : i + 1])[0] >= 0.999
+        vector = model.encode_question(SENTENCES[i])
+        assert vector.shape == (384,) and vector.dtype == np.float32
+        assert cosines(vector[None, :], reference[i : i + 1])[0] >= 0.999
     assert model.backend == "onnx"
     assert model._model is None  # sentence-transformers was never loaded
 
@@ -107,16 +51,30 @@ def test_a_question_is_embedded_exactly_and_without_torch_objects(reference):
 def test_documents_are_embedded_exactly_by_default(reference):
     model = Embedder()
     for batch_size in (1, 16, 64):
-        assert cosines(model.encode(SENTENCES, batch_size=batch_size), reference).min() >= 0.999
-    assert model._model is None and model_identity(DEFAULT_MODEL) == DEFAULT_MODEL
+        assert cosines(model.encode_documents(SENTENCES, batch_size=batch_size), reference).min() >= 0.999
+    assert model._model is None and model_identity(Config()) == DEFAULT_MODEL
 
 
 def test_int8_documents_when_asked_for_are_close_to_the_exact_vectors(monkeypatch, reference):
     monkeypatch.setenv("BOT_EMBED_DOCUMENTS", "int8")
-    vectors = Embedder().encode(SENTENCES, batch_size=16)
+    vectors = Embedder().encode_documents(SENTENCES, batch_size=16)
     similarity = cosines(vectors, reference)
     assert similarity.mean() >= 0.98 and similarity.min() >= 0.93
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+
+
+def test_the_precision_comes_from_the_config_not_from_the_environment_of_the_moment(monkeypatch, reference):
+    quantised = Embedder(Config(document_precision="int8"))
+    exact = Embedder(Config())
+    monkeypatch.setenv("BOT_EMBED_DOCUMENTS", "int8")  # read when a Config is made, not later
+    int8, fp32 = quantised.encode_documents(SENTENCES), exact.encode_documents(SENTENCES)
+    assert cosines(fp32, reference).min() >= 0.999
+    assert not np.allclose(int8, fp32, atol=1e-4) and cosines(int8, reference).mean() >= 0.98
+    # One document is a document: embedded as the seeds are (int8 here), not as a question.
+    alone = quantised.encode_documents(SENTENCES[:1])
+    assert not np.allclose(alone[0], exact.encode_question(SENTENCES[0]), atol=1e-4)
+    assert cosines(alone, reference[:1])[0] >= 0.93
+    assert np.array_equal(quantised.encode_question(SENTENCES[0]), exact.encode_question(SENTENCES[0]))
 
 
 @pytest.mark.parametrize("precision", ["fp32", "int8"])
@@ -125,74 +83,57 @@ def test_vectors_are_deterministic_and_unit_length(monkeypatch, precision):
     model = Embedder()
     assert model.dimension == 384
     for texts in (SENTENCES[:1], SENTENCES):
-        first, second = model.encode(texts), Embedder().encode(texts)
+        first, second = model.encode_documents(texts), Embedder().encode_documents(texts)
         assert np.array_equal(first, second)
         assert first.shape == (len(texts), model.dimension) and first.dtype == np.float32
         assert np.allclose(np.linalg.norm(first, axis=1), 1.0, atol=1e-5)
-    assert model.encode([]).shape == (0, 384)
-    repeated = model.encode([SENTENCES[4], SENTENCES[5], SENTENCES[4]])
+    question = model.encode_question(SENTENCES[0])
+    assert np.array_equal(question, Embedder().encode_question(SENTENCES[0]))
+    assert np.isclose(np.linalg.norm(question), 1.0, atol=1e-5)
+    assert model.encode_documents([]).shape == (0, 384)
+    repeated = model.encode_documents([SENTENCES[4], SENTENCES[5], SENTENCES[4]])
     assert np.array_equal(repeated[0], repeated[2])
 
 
 def test_an_exact_vector_does_not_depend_on_its_batch():
     model = Embedder()
-    together = model.encode(SENTENCES, batch_size=64)
-    alone = np.vstack([model.encode([text]) for text in SENTENCES])
+    together = model.encode_documents(SENTENCES, batch_size=64)
+    alone = np.vstack([model.encode_question(text) for text in SENTENCES])
     assert cosines(together, alone).min() >= 0.99999
 
 
 def test_identity_names_quantised_vectors_only(monkeypatch):
     # Exact vectors are interchangeable: ONNX fp32 and sentence-transformers.
-    assert model_identity(DEFAULT_MODEL) == DEFAULT_MODEL
+    assert model_identity(Config()) == DEFAULT_MODEL
     monkeypatch.setenv("BOT_EMBED_DOCUMENTS", "torch")
-    assert model_identity(DEFAULT_MODEL) == DEFAULT_MODEL
+    assert model_identity(Config()) == DEFAULT_MODEL
     monkeypatch.setenv("BOT_EMBED_DOCUMENTS", "int8")
-    assert model_identity(DEFAULT_MODEL) == f"{DEFAULT_MODEL}+int8"
-    assert model_identity(f"sentence-transformers/{DEFAULT_MODEL}") == f"{DEFAULT_MODEL}+int8"
+    assert model_identity(Config()) == f"{DEFAULT_MODEL}+int8"
+    assert model_identity(Config(model=f"sentence-transformers/{DEFAULT_MODEL}")) == f"{DEFAULT_MODEL}+int8"
     monkeypatch.setenv("BOT_EMBED_DOCUMENTS", "fp16")  # not a choice: ignored, with a warning
-    assert model_identity(DEFAULT_MODEL) == DEFAULT_MODEL
+    assert model_identity(Config()) == DEFAULT_MODEL
 
 
 def test_with_a_gpu_the_seeds_are_embedded_by_sentence_transformers(monkeypatch, reference):
     monkeypatch.setattr(embed, "_cuda_present", lambda: True)
-    assert model_identity(DEFAULT_MODEL) == DEFAULT_MODEL
+    assert model_identity(Config()) == DEFAULT_MODEL
     model = Embedder()
-    vectors = model.encode(SENTENCES)
+    vectors = model.encode_documents(SENTENCES)
     assert model._model is not None  # sentence-transformers (on the GPU when there is one)
     assert cosines(vectors, reference).min() >= 0.999
-    model.encode(SENTENCES[:1])
+    model.encode_question(SENTENCES[0])
     assert model.backend == "onnx"  # questions still go through ONNX Runtime
 
 
-def test_a_missing_export_tool_is_not_remembered(monkeypatch, tmp_path):
-    def missing(name, work):
-        raise embed.ExportToolsMissing("exporting needs onnx")
-
-    monkeypatch.setattr(embed, "_export", missing)
-    folder = tmp_path / "some-model"
-    folder.mkdir()
-    with pytest.raises(embed.ExportToolsMissing):
-        ensure_onnx_export(str(folder))
-    assert not onnx_dir(str(folder)).exists()  # a later run, with onnx installed, tries again
-    assert not [p for p in onnx_dir(str(folder)).parent.iterdir() if "tmp" in p.name]
-
-
-def test_the_export_is_cached_and_reused(monkeypatch, onnx_cache):
-    folder = onnx_dir(DEFAULT_MODEL)
-    assert folder.parent == onnx_cache and (folder / "meta.json").is_file()
-    meta = json.loads((folder / "meta.json").read_text())
-    assert meta["pooling"] == "mean" and meta["normalize"] and meta["max_length"] == 256
-    assert meta["probe_cosine_model.onnx"] >= 0.999
-    before = {p.name: p.stat().st_mtime_ns for p in folder.iterdir()}
-
+def test_the_embedder_uses_the_onnx_folder_of_its_config(monkeypatch, tmp_path, onnx_cache):
     def no_export(*args):
         raise AssertionError("the model was exported again")
 
-    monkeypatch.setattr(embed, "_export", no_export)
-    assert ensure_onnx_export(DEFAULT_MODEL) == folder
-    Embedder().encode(SENTENCES[:3])
-    assert {p.name: p.stat().st_mtime_ns for p in folder.iterdir()} == before
-    assert not any(p.name.startswith(".") and "tmp" in p.name for p in onnx_cache.iterdir())
+    monkeypatch.setattr(onnx_export, "_export", no_export)
+    monkeypatch.setenv("BOT_ONNX_CACHE", str(tmp_path / "elsewhere"))
+    model = Embedder(Config(onnx_dir=onnx_cache))
+    assert model.encode_documents(SENTENCES[:3]).shape == (3, 384) and model.backend == "onnx"
+    assert not (tmp_path / "elsewhere").exists()
 
 
 def test_a_model_that_cannot_be_exported_falls_back_to_sentence_transformers(tmp_path, embedder, caplog):
@@ -212,16 +153,16 @@ def test_a_model_that_cannot_be_exported_falls_back_to_sentence_transformers(tmp
     folder = tmp_path / "with-dense"
     SentenceTransformer(modules=[transformer, pooling, dense], device="cpu").save(str(folder))
 
-    model = Embedder(str(folder))
+    model = Embedder(Config(model=str(folder)))
     with caplog.at_level(logging.WARNING, logger="bot.embed"):
-        vectors = model.encode(SENTENCES[:5])
+        vectors = model.encode_documents(SENTENCES[:5])
     assert vectors.shape == (5, 32) and model.dimension == 32
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     assert model.backend == "sentence-transformers"
     assert any("cannot run through ONNX Runtime" in r.getMessage() for r in caplog.records)
     # The reason is remembered: later runs do not try again, and name the vectors honestly.
-    assert (onnx_dir(str(folder)) / "unsupported.json").is_file()
-    assert model_identity(str(folder)) == str(folder.resolve())
+    assert (onnx_dir(str(folder), Config().onnx_cache_dir) / "unsupported.json").is_file()
+    assert model_identity(Config(model=str(folder))) == str(folder.resolve())
 
 
 def test_answering_imports_neither_torch_nor_sentence_transformers(tmp_path, onnx_cache):
@@ -243,37 +184,3 @@ def test_answering_imports_neither_torch_nor_sentence_transformers(tmp_path, onn
     assert result.returncode == 0, result.stderr
     outcome = json.loads(result.stdout.strip().splitlines()[-1])
     assert outcome == {"heavy": [], "refused": False}
-
-
-@pytest.mark.parametrize("mode", ["mean", "cls", "max", "mean_sqrt_len_tokens"])
-def test_pooling_modes_follow_sentence_transformers(mode):
-    """Each pooling mode we accept at export time is computed as sentence-transformers' Pooling does."""
-    import warnings
-
-    import torch
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        from sentence_transformers.models import Pooling
-
-    rng = np.random.default_rng(0)
-    tokens = rng.normal(size=(3, 5, 8)).astype(np.float32)
-    mask = np.array([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0], [1, 0, 0, 0, 0]], dtype=np.int64)
-    pooling = Pooling(8, pooling_mode=mode)
-    encoder = OnnxEncoder.__new__(OnnxEncoder)
-    encoder.meta = {"pooling": embed._pooling_mode(pooling), "normalize": False}
-    ours = encoder._pool(tokens, mask)
-    features = {"token_embeddings": torch.from_numpy(tokens), "attention_mask": torch.from_numpy(mask)}
-    theirs = pooling(features)["sentence_embedding"].numpy()
-    assert np.allclose(ours, theirs, atol=1e-5)
-
-
-def test_other_pooling_modes_are_not_exported():
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        from sentence_transformers.models import Pooling
-
-    with pytest.raises(embed.ExportUnsupported):
-        embed._pooling_mode(Pooling(8, pooling_mode="weightedmean"))

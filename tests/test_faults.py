@@ -1,8 +1,8 @@
 """Faults while serving: an index folder that cannot be written, seeds that change during a
 rebuild, and hostile seed folders (huge files, empty files, links out of ``seeds/``).
 
-Real model, real FAISS, real files. (Killed builds and damaged index files are in
-``test_index.py``; binary, undecodable and oversized seeds in ``test_ingest.py``.)
+Real model, real FAISS, real files. (Killed builds are in ``test_index_build.py``, damaged
+index files in ``test_index_load.py``; binary, undecodable and oversized seeds in ``test_ingest.py``.)
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import pytest
 from bot import Bot, Config
 from bot.index import current_generation, load_index, settings_of, stale_files
 from bot.ingest import load_seeds
-from bot.ui import IndexStatus, SeedWatcher, index_write_problem, status_html
+from bot.serve.watch import IndexStatus, SeedWatcher, index_write_problem, status_html
 
 from conftest import DOMBRA, SEEDS, SEZIM_FILE, assert_quoted_verbatim, bot_command, bot_env, copy_seeds, free_port
 
@@ -185,12 +185,12 @@ class DuringBuild:
         self.action = None
         self.ran = 0
 
-    def encode(self, texts, *args, **kwargs):
+    def encode_documents(self, texts, *args, **kwargs):
         if self.action is not None and len(texts) > 1:
             action, self.action = self.action, None
             action()
             self.ran += 1
-        return self.inner.encode(texts, *args, **kwargs)
+        return self.inner.encode_documents(texts, *args, **kwargs)
 
     def __getattr__(self, name):
         return getattr(self.inner, name)

@@ -49,7 +49,9 @@ def test_a_question_in_a_language_the_persona_speaks_gets_its_line(bot, question
     assert reply.text == bot.persona.languages[language]
 
 
-@pytest.mark.parametrize("question", ["¿Quién le enseñó a tocar la dombra?", "Wer hat ihr das Dombraspielen beigebracht?"])
+@pytest.mark.parametrize(
+    "question", ["¿Quién le enseñó a tocar la dombra?", "Wer hat ihr das Dombraspielen beigebracht?"]
+)
 def test_another_language_gets_the_english_line(bot, question):
     reply = bot.answer(question)
     assert reply.kind == "other_language" and reply.text == bot.persona.other_language
@@ -57,7 +59,12 @@ def test_another_language_gets_the_english_line(bot, question):
 
 @pytest.mark.parametrize(
     "question",
-    ["Who taught her to play the dombra?", "who taugt her the dombra", "wher is she from", "Is Aruzhan big in Shymkent?"],
+    [
+        "Who taught her to play the dombra?",
+        "who taugt her the dombra",
+        "wher is she from",
+        "Is Aruzhan big in Shymkent?",
+    ],
 )
 def test_english_questions_typos_and_names_included_are_answered_as_english(bot, question):
     assert bot.answer(question).kind in {"answer", "refusal"}

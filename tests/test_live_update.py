@@ -9,9 +9,9 @@ import pytest
 gradio_client = pytest.importorskip("gradio_client")
 
 from bot import Bot, Config  # noqa: E402
-from bot.ui import IndexStatus, SeedWatcher, status_html  # noqa: E402
+from bot.serve.watch import IndexStatus, SeedWatcher, status_html  # noqa: E402
 
-from conftest import DOMBRA, ROOT, start_server, stop_server
+from conftest import DOMBRA, ROOT, start_server, stop_server  # noqa: E402
 
 CAT = "What is the name of Sezim's cat?"
 #: Longest any one answer may take while the index is being updated. The

@@ -29,7 +29,9 @@ def test_a_file_that_is_not_utf8_falls_back_to_the_defaults(tmp_path, caplog):
 
 def test_missing_keys_keep_their_defaults(tmp_path):
     path = tmp_path / "persona.toml"
-    path.write_text('bot_name = "Dombra"\nartist_name = "Sezim"\ntopics = ["her album", "her village"]\n', encoding="utf-8")
+    path.write_text(
+        'bot_name = "Dombra"\nartist_name = "Sezim"\ntopics = ["her album", "her village"]\n', encoding="utf-8"
+    )
     persona = load_persona(path)
     assert persona.bot_name == "Dombra" and persona.artist_name == "Sezim"
     assert persona.topics == ("her album", "her village")

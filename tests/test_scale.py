@@ -1,13 +1,11 @@
-"""Indexes at scale: the index type by size, approximate recall, memory-mapped loading,
-incremental updates and damage detection in the compact format.
+"""Indexes at scale: the index type by size, approximate recall, memory-mapped loading and
+incremental updates. (Checksums of big files are in ``test_index_manifest.py``.)
 
 Real model, real FAISS, real seeds; only the recall test uses synthetic vectors.
 """
 
 from __future__ import annotations
 
-import json
-import re
 from collections import Counter
 from pathlib import Path
 
@@ -15,21 +13,25 @@ import faiss
 import numpy as np
 import pytest
 
-import bot.index as index_module
+import bot.index.files as index_files
 from bot import Config
-from bot.bench import _exact_top, synthetic_vectors
 from bot.index import (
-    APPROXIMATE_INDEX, ARTIFACTS, EXACT_INDEX, IndexUnavailable, StringTable, load_index, settings_of, update_index,
+    APPROXIMATE_INDEX,
+    EXACT_INDEX,
+    HNSW_EF_CONSTRUCTION,
+    HNSW_M,
+    ChunkStore,
+    RowFile,
+    faiss_index_for,
+    load_index,
+    settings_of,
+    update_index,
 )
+from bot.measure.bench_scale import exact_top, synthetic_vectors
 from bot.query import words
 from bot.retrieve import _top_rows
 
 from conftest import DOMBRA, SEEDS, SEZIM_FILE
-
-
-
-def live(index: Path) -> Path:
-    return index / (index / "CURRENT").read_text(encoding="utf-8").strip()
 
 
 def three_files(tmp_path: Path) -> Path:
@@ -64,8 +66,8 @@ def test_the_index_type_switches_at_the_threshold(seeds_dir, tmp_path, embedder,
     assert exact.vectors.dtype == np.float32 and exact.manifest["vectors_dtype"] == "float32"
 
     assert approximate.manifest["index"] == {
-        "type": APPROXIMATE_INDEX, "exact_index_max_chunks": chunks - 1, "M": index_module.HNSW_M,
-        "ef_construction": index_module.HNSW_EF_CONSTRUCTION, "quantizer": "SQ8",
+        "type": APPROXIMATE_INDEX, "exact_index_max_chunks": chunks - 1, "M": HNSW_M,
+        "ef_construction": HNSW_EF_CONSTRUCTION, "quantizer": "SQ8",
     }
     assert isinstance(approximate.faiss_index, faiss.IndexHNSWSQ)
     assert approximate.faiss_index.metric_type == faiss.METRIC_INNER_PRODUCT
@@ -94,7 +96,7 @@ def test_the_default_threshold_keeps_small_corpora_exact(seeds_dir, index_dir, e
 @pytest.mark.parametrize("files", ["small", "big"])
 def test_growing_past_the_threshold_switches_type_and_embeds_only_the_new_file(tmp_path, embedder, monkeypatch, files):
     if files == "big":  # the previous generation's vectors and chunks are read on demand
-        monkeypatch.setattr(index_module, "MMAP_MIN_BYTES", 1)
+        monkeypatch.setattr(index_files, "MMAP_MIN_BYTES", 1)
     seeds = three_files(tmp_path)
     first = chunk_count(seeds, tmp_path / "probe", embedder)
     config = Config(seeds_dir=seeds, index_dir=tmp_path / "index", exact_index_max_chunks=first + 1)
@@ -104,8 +106,9 @@ def test_growing_past_the_threshold_switches_type_and_embeds_only_the_new_file(t
 
     (seeds / "d.txt").write_text("Sezim toured Japan. She sang in Osaka. Fans queued all night.", encoding="utf-8")
     seen = []
-    original = embedder.encode
-    monkeypatch.setattr(embedder, "encode", lambda texts, *a, **k: seen.extend(texts) or original(texts, *a, **k))
+    original = embedder.encode_documents
+    monkeypatch.setattr(embedder, "encode_documents",
+                        lambda texts, *a, **k: seen.extend(texts) or original(texts, *a, **k))
     report = update_index(config, embedder)
     big = load_index(config.index_dir, settings_of(config))
     assert report.added == ["d.txt"] and report.embedded == 3 and len(seen) == 6
@@ -145,10 +148,10 @@ def test_approximate_index_recall_on_synthetic_vectors(tmp_path):
     vectors = synthetic_vectors(30_000, 384, seed=1)
     queries = synthetic_vectors(100, 384, seed=3)
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
-    index = index_module._faiss_index(vectors, APPROXIMATE_INDEX)
+    index = faiss_index_for(vectors, APPROXIMATE_INDEX)
     assert isinstance(index, faiss.IndexHNSWSQ) and index.ntotal == len(vectors)
 
-    truth = _exact_top(vectors, queries, 10)
+    truth = exact_top(vectors, queries, 10)
     flat = faiss.IndexFlatIP(384)
     flat.add(vectors)
     assert np.array_equal(truth, flat.search(queries, 10)[1])  # the bench's exact search is exact
@@ -181,7 +184,7 @@ def test_big_files_are_mapped_or_read_on_demand_with_the_same_answers(seeds_dir,
     read.ensure_index()
     assert read.retriever.index.mapped == read.retriever.index.on_demand == []  # a small index is read whole
 
-    monkeypatch.setattr(index_module, "MMAP_MIN_BYTES", 1)  # every file counts as big
+    monkeypatch.setattr(index_files, "MMAP_MIN_BYTES", 1)  # every file counts as big
     mapped = make_bot(seeds_dir, index_dir)
     assert mapped.ensure_index() is None
     loaded = mapped.retriever.index
@@ -195,7 +198,7 @@ def test_big_files_are_mapped_or_read_on_demand_with_the_same_answers(seeds_dir,
 
     # Rows read on demand are the rows of the file.
     vectors = loaded.vectors
-    assert isinstance(vectors, index_module.RowFile) and isinstance(loaded.chunks, index_module.ChunkStore)
+    assert isinstance(vectors, RowFile) and isinstance(loaded.chunks, ChunkStore)
     whole = np.load(loaded.path / "vectors.npy")
     assert vectors.shape == whole.shape and vectors.dtype == whole.dtype and len(vectors) == len(whole)
     np.testing.assert_array_equal(np.asarray(vectors), whole)
@@ -244,103 +247,3 @@ def test_chunks_vocabulary_and_words_are_read_on_demand(seeds_dir, index_dir, em
     assert retriever.unknown_terms("dombra zanzibar")[0] == ["zanzibar"]
 
 
-def test_string_table_lookups():
-    strings = ["b", "a", "ä", "zz", "", "a", "日本"]
-    table = StringTable(*StringTable.arrays(strings))
-    assert list(table) == sorted(set(strings)) and len(table) == 6
-    assert all(s in table for s in strings) and "c" not in table and 3 not in table
-    assert [table.position(s) for s in sorted(set(strings))] == list(range(6))
-    assert {"a", "c", "日本", "x"} - table == {"c", "x"}
-    empty = StringTable(*StringTable.arrays([]))
-    assert len(empty) == 0 and "a" not in empty and {"a"} - empty == {"a"}
-
-
-# -- checksums of big files -----------------------------------------------------------------
-
-
-def _flip(path: Path, position: int) -> None:
-    data = bytearray(path.read_bytes())
-    data[position] ^= 0xFF
-    path.write_bytes(bytes(data))
-
-
-def test_big_files_are_checked_by_size_and_samples_at_load_and_in_full_by_a_build(
-    seeds_dir, index_dir, embedder, make_bot, monkeypatch, caplog
-):
-    config = Config(seeds_dir=seeds_dir, index_dir=index_dir)
-    update_index(config, embedder)
-    generation = live(index_dir)
-    manifest = json.loads((generation / "manifest.json").read_text(encoding="utf-8"))
-    assert set(manifest["artifact_sizes"]) == set(manifest["artifact_samples"]) == set(ARTIFACTS)
-    # Treat every file as big: 4 sampled blocks of 16 bytes each.
-    monkeypatch.setattr(index_module, "FULL_CHECKSUM_MAX_BYTES", 0)
-    monkeypatch.setattr(index_module, "_SAMPLE_BLOCK", 16)
-    monkeypatch.setattr(index_module, "_SAMPLE_BLOCKS", 4)
-    for name in ARTIFACTS:  # the samples were taken with other block sizes: re-record them
-        manifest["artifact_samples"][name] = index_module.sampled_sha256(generation / name)
-    (generation / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
-    load_index(index_dir, settings_of(config))
-
-    # A flipped byte inside a sampled block is caught at load.
-    chunks_file = generation / "chunks.jsonl"
-    original = chunks_file.read_bytes()
-    _flip(chunks_file, 3)
-    with pytest.raises(IndexUnavailable, match="chunks.jsonl"):
-        load_index(index_dir, settings_of(config))
-    # A truncated file is caught by its size.
-    chunks_file.write_bytes(original[:-1])
-    with pytest.raises(IndexUnavailable, match="chunks.jsonl"):
-        load_index(index_dir, settings_of(config))
-    # A flipped byte between the samples passes a load, but not a full check ...
-    size = len(original)
-    sampled = {(size - 16) * i // 3 + j for i in range(4) for j in range(16)}
-    between = next(p for p in range(size // 2, size) if p not in sampled and original[p : p + 1] == b"a")
-    chunks_file.write_bytes(original[:between] + b"b" + original[between + 1 :])
-    load_index(index_dir, settings_of(config))
-    with pytest.raises(IndexUnavailable, match="chunks.jsonl"):
-        load_index(index_dir, settings_of(config), verify="full")
-    # ... and every build checks in full: the damage is found and rebuilt.
-    report = update_index(config, embedder)
-    assert report.rebuilt_because == "chunks.jsonl is missing or damaged"
-    assert load_index(index_dir, settings_of(config), verify="full").chunks[0].source == SEZIM_FILE
-    bot = make_bot(seeds_dir, index_dir)
-    assert "grandmother" in bot.answer(DOMBRA).text
-
-
-def test_the_manifest_records_type_sizes_and_checksums(seeds_dir, index_dir, embedder):
-    config = Config(seeds_dir=seeds_dir, index_dir=index_dir)
-    update_index(config, embedder)
-    generation = live(index_dir)
-    manifest = json.loads((generation / "manifest.json").read_text(encoding="utf-8"))
-    assert manifest["format_version"] == index_module.FORMAT_VERSION >= 2
-    for name in ARTIFACTS:
-        assert manifest["artifact_sizes"][name] == (generation / name).stat().st_size
-        assert re.fullmatch(r"[0-9a-f]{64}", manifest["artifacts"][name])
-    # chunks.jsonl stays one JSON object a line, and the offsets point at each line.
-    offsets = np.load(generation / "chunks.offsets.npy")
-    data = (generation / "chunks.jsonl").read_bytes()
-    lines = data.splitlines(keepends=True)
-    assert len(offsets) == len(lines) + 1 == manifest["chunks"] + 1
-    assert offsets[-1] == len(data) and all(data[offsets[i] : offsets[i + 1]] == lines[i] for i in range(len(lines)))
-
-
-@pytest.mark.slow
-def test_bench_scale_figures_on_a_small_scale(tmp_path, monkeypatch):
-    """``bot bench --scale N --scale-only`` end to end, on a size small enough for a test."""
-    import io
-
-    from bot.bench import run_benchmarks
-
-    monkeypatch.chdir(tmp_path)
-    out = io.StringIO()
-    config = Config(seeds_dir=SEEDS, index_dir=tmp_path / "unused", exact_index_max_chunks=2000)
-    figures = run_benchmarks(config, out=out, scales=(3000,), base=False)
-    lines = out.getvalue().splitlines()
-    assert figures["index_type_3k"] == APPROXIMATE_INDEX
-    assert figures["recall_at_10_rescored_3k"] >= 0.95
-    assert 0 < figures["latency_p50_ms_3k"] <= figures["latency_p95_ms_3k"]
-    assert figures["peak_rss_mib_3k"] > 0 and figures["serve_first_answer_s_3k"] > 0
-    for start in ("index at 3k", "recall@10 vs exact at 3k", "answer latency at 3k",
-                  "serving process at 3k", "bot serve until it answers"):
-        assert any(line.startswith(start) for line in lines), (start, lines)
-    assert not (tmp_path / "unused").exists()

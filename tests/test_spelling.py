@@ -48,7 +48,10 @@ def test_typo_mending_looks_at_a_bounded_number_of_words():
 
 def test_build_query_mends_the_question_and_the_one_it_follows():
     history = [{"role": "user", "content": "What is her debut albm called?"}]
-    query = build_query("Was it a sucess?", history, spell=lambda text: correct_typos(text, SEED_WORDS | {"success"}, ENGLISH.__contains__))
+    def spell(text):
+        return correct_typos(text, SEED_WORDS | {"success"}, ENGLISH.__contains__)
+
+    query = build_query("Was it a sucess?", history, spell=spell)
     assert query.question == "Was it a success?"
     assert query.follow_up_of == "What is her debut album called?"
 

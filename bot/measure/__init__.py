@@ -1,1 +1,1 @@
-"""Measuring tools: answer quality (eval), refusal calibration, speed (bench) and load."""
+"""The measuring tools: ``bot eval``, ``bot calibrate``, ``bot bench``, ``bot loadtest``."""

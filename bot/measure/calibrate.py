@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from ..config import Config
-from ..eval import default_seeds_for, eval_bot, load_questions
 from ..judge import FEATURES, RefusalModel
+from .eval import default_seeds_for, eval_bot, load_questions
 
 
 def collect(qa_path: Path, seeds_dir: Path, config: Config) -> list[tuple[dict, str]]:

@@ -20,21 +20,14 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import json
 import math
-import os
 import random
-import signal
-import socket
-import subprocess
-import sys
-import tempfile
 import time
 import urllib.parse
-import urllib.request
 import uuid
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
+
+from .server import ask_async, rss_mib
 
 #: The server's memory after the run may differ from after warm-up by this share.
 MEMORY_TOLERANCE = 0.10
@@ -96,8 +89,8 @@ class LoadReport:
             f"{self.fans} fans for {self.seconds:.0f}s against {self.url}",
             f"requests      {self.requests} ({self.failed} failed, {self.rate_limited} rate-limited)",
             f"throughput    {self.throughput_rps:.1f} answers/s",
-            f"latency       p50 {self.latency_ms_p50:.0f} ms, p95 {self.latency_ms_p95:.0f} ms, "
-            f"max {self.latency_ms_max:.0f} ms",
+            (f"latency       p50 {self.latency_ms_p50:.0f} ms, p95 {self.latency_ms_p95:.0f} ms, "
+             f"max {self.latency_ms_max:.0f} ms"),
         ]
         if self.rss_mib_after_warmup is not None:
             lines.append(
@@ -112,18 +105,6 @@ class LoadReport:
 
     def to_dict(self) -> dict:
         return {**asdict(self), "memory_ok": self.memory_ok, "ok": self.ok}
-
-
-def rss_mib(pid: int) -> float | None:
-    """Resident memory of process ``pid`` in MiB (Linux), or None when it cannot be read."""
-    try:
-        with open(f"/proc/{pid}/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-    except (OSError, ValueError):
-        return None
-    return None
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -170,25 +151,7 @@ class _Run:
 
 async def _ask(client, base: str, question: str, history, timeout: float, session: str | None) -> dict:
     """One question through the HTTP API; returns the answer dict or raises."""
-    body = {"data": [question, history]}
-    if session:
-        body["session_hash"] = session
-    joined = await client.post(f"{base}gradio_api/call/ask", json=body, timeout=timeout)
-    joined.raise_for_status()
-    event_id = joined.json()["event_id"]
-    stream = await client.get(f"{base}gradio_api/call/ask/{event_id}", timeout=timeout)
-    stream.raise_for_status()
-    event, data = None, None
-    for line in stream.text.splitlines():
-        if line.startswith("event:"):
-            event = line[6:].strip()
-        elif line.startswith("data:") and event in ("complete", "error"):
-            data = line[5:].strip()
-            if event == "complete":
-                break
-    if event != "complete" or data is None:
-        raise RuntimeError(f"no answer: last event {event!r}, data {data!r}"[:200])
-    (answer,) = json.loads(data)
+    answer = await ask_async(client, base, question, history, timeout=timeout, session=session)
     if not isinstance(answer, dict) or not isinstance(answer.get("text"), str) or not answer["text"].strip():
         raise RuntimeError(f"malformed answer {answer!r}"[:200])
     if answer.get("kind") not in VALID_KINDS:
@@ -271,68 +234,3 @@ def run_load(
         report.rss_mib_after_warmup, report.rss_mib_after_run = round(before, 1), round(after, 1)
         report.rss_change = (after - before) / before
     return report
-
-
-# -- a server to load ----------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Server:
-    """``bot serve`` in a subprocess on a free loopback port (a context manager)."""
-
-    def __init__(self, seeds: Path, index: Path, extra: tuple[str, ...] = ("--rate-limit", "0"),
-                 log_path: Path | None = None, start_timeout: float = 300.0):
-        self.seeds, self.index, self.extra = seeds, index, extra
-        self.log_path = log_path
-        self.start_timeout = start_timeout
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}/"
-        self.process: subprocess.Popen | None = None
-
-    def __enter__(self) -> "Server":
-        if self.log_path is None:
-            handle, name = tempfile.mkstemp(prefix="bot-loadtest-", suffix=".log")
-            os.close(handle)
-            self.log_path = Path(name)
-        log = self.log_path.open("w")
-        command = [sys.executable, "-m", "bot", "serve", "--seeds", str(self.seeds), "--index", str(self.index),
-                   "--host", "127.0.0.1", "--port", str(self.port), *self.extra]
-        self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                        env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        log.close()
-        deadline = time.monotonic() + self.start_timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"bot serve exited with {self.process.returncode}:\n{self.log_text()}")
-            try:
-                with urllib.request.urlopen(self.url + "config", timeout=2) as response:
-                    if response.status == 200:
-                        return self
-            except OSError:
-                time.sleep(0.3)
-        self.__exit__(None, None, None)
-        raise RuntimeError(f"bot serve did not start in {self.start_timeout:.0f}s:\n{self.log_text()}")
-
-    def __exit__(self, *exc) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
-
-    @property
-    def pid(self) -> int | None:
-        return self.process.pid if self.process else None
-
-    def log_text(self) -> str:
-        try:
-            return self.log_path.read_text(encoding="utf-8", errors="replace") if self.log_path else ""
-        except OSError:
-            return ""

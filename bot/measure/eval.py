@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import time
 from dataclasses import dataclass, field
@@ -18,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import Config, Ranking
-from .core import Bot
+from ..config import Config, Ranking
+from ..core import Bot
 
 #: Ranking settings compared in the README's results table.
 METHODS = {
@@ -83,7 +82,7 @@ def default_seeds_for(qa_path: Path, fallback: Path) -> Path:
 
 def cache_dir_for(seeds_dir: Path) -> Path:
     """An index folder for evaluating ``seeds_dir``, outside the project's ``index/``."""
-    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "artist-bot" / "eval"
+    base = Config().cache_dir / "eval"
     key = hashlib.sha256(str(seeds_dir.resolve()).encode()).hexdigest()[:16]
     return base / f"{seeds_dir.resolve().name}-{key}"
 

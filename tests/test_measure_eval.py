@@ -8,10 +8,24 @@ from pathlib import Path
 import pytest
 
 from bot import Config
-from bot.eval import cache_dir_for, contains_gold, default_seeds_for, eval_bot, evaluate, load_questions
+from bot.measure.eval import (
+    cache_dir_for,
+    contains_gold,
+    default_seeds_for,
+    eval_bot,
+    evaluate,
+    load_questions,
+)
 
-from conftest import EVAL, SEEDS, SEZIM_FILE, SHARED, assert_quoted_verbatim, copy_seeds, needs_shared
-
+from conftest import (
+    EVAL,
+    SEEDS,
+    SEZIM_FILE,
+    SHARED,
+    assert_quoted_verbatim,
+    copy_seeds,
+    needs_shared,
+)
 
 # -- the gold-matching rule ---------------------------------------------------------
 

@@ -14,6 +14,10 @@ import threading
 import time
 from collections import OrderedDict
 
+#: Questions one client (IP address) may ask a minute, chat and API together,
+#: unless ``bot serve --rate-limit`` (or ``BOT_RATE_LIMIT``) says otherwise.
+DEFAULT_RATE_LIMIT = 30
+
 
 class RateLimiter:
     """Allow each client ``per_minute`` questions a minute; 0 means no limit."""

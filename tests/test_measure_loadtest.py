@@ -13,7 +13,14 @@ import json
 
 import pytest
 
-from bot.loadtest import MEMORY_TOLERANCE, LoadReport, Server, percentile, require_loopback, rss_mib, run_load
+from bot.measure.loadtest import (
+    MEMORY_TOLERANCE,
+    LoadReport,
+    percentile,
+    require_loopback,
+    run_load,
+)
+from bot.measure.server import ServeProcess, rss_mib
 
 from conftest import SEEDS, copy_seeds, run_bot
 
@@ -22,7 +29,8 @@ pytest.importorskip("httpx")
 
 def test_ten_fans_for_ten_seconds(tmp_path, capsys):
     seeds = copy_seeds(SEEDS, tmp_path / "seeds")
-    with Server(seeds, tmp_path / "index", log_path=tmp_path / "serve.log") as server:
+    log_path = tmp_path / "serve.log"
+    with ServeProcess(seeds, tmp_path / "index", extra=("--rate-limit", "0"), log_path=log_path) as server:
         report = run_load(server.url, fans=10, seconds=10, warmup=5, max_requests=20_000, timeout=30, pid=server.pid)
         log = server.log_text()
     with capsys.disabled():

@@ -1,0 +1,79 @@
+"""Running the chat: ``bot serve``'s start-up, logs and shutdown.
+
+Running in public (see the README's "Running it in public"): ``serve`` can
+require a password (Gradio's login, ``--auth``), limits how many questions each
+client may ask a minute (:class:`~bot.serve.ratelimit.RateLimiter`; over the
+limit the fan gets a friendly line in the persona's voice), and launches Gradio
+so that it serves no file from disk at all (:data:`~bot.serve.app.LOCKED_DOWN`).
+Nothing in the page or the API changes the index: it follows the files in
+``seeds/`` only, so there is no index action to put behind the password.
+"""
+
+import logging
+import signal
+import threading
+import time
+
+from ..config import Config
+from ..core import Bot
+from .app import build_app
+from .guard import LOOPBACK, ServeError, launch_settings
+from .ratelimit import DEFAULT_RATE_LIMIT, RateLimiter
+from .watch import IndexStatus, SeedWatcher, check_index_is_current
+
+log = logging.getLogger(__name__)
+
+
+def serve(
+    config: Config,
+    host: str = "127.0.0.1",
+    port: int = 7860,
+    auth: list[tuple[str, str]] | None = None,
+    rate_limit: int = DEFAULT_RATE_LIMIT,
+) -> None:
+    """Build or update the index, then serve the chat until interrupted, watching the seeds.
+
+    ``auth``: accounts whose password the page and the API require (None:
+    open to anyone who can reach ``host``). ``rate_limit``: questions per
+    minute per client (0: no limit).
+    """
+    started = time.perf_counter()
+    bot = Bot(config)
+    bot.ensure_index()
+    bot.retrieve("warm up", k=1)  # load the model now, not on the first fan's question
+    status = IndexStatus()
+    watcher = SeedWatcher(bot, status)
+    check_index_is_current(bot, watcher)
+    watcher.start()
+    app = build_app(bot, status, RateLimiter(rate_limit))
+    if threading.current_thread() is threading.main_thread():
+        # Stop cleanly on SIGTERM (a service manager, a test) as on Ctrl+C.
+        signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        try:
+            app.launch(server_name=host, server_port=port, prevent_thread_lock=True, show_error=False, quiet=True,
+                       **launch_settings(auth))
+        except OSError as error:
+            log.debug("Launching failed: %s", error)
+            raise ServeError(
+                f"Cannot listen on {host}:{port}: the port is in use or the address is not available. "
+                "Choose another with --port."
+            ) from None
+        log.info("Ready to chat after %.1fs: http://%s:%d/", time.perf_counter() - started, host, port)
+        log.info(
+            "Password: %s. Rate limit: %s.",
+            f"required ({len(auth)} account{'s' if len(auth) != 1 else ''})" if auth else "none",
+            f"{rate_limit} questions a minute per client" if rate_limit else "none",
+        )
+        if host not in LOOPBACK and not auth:
+            log.warning("Listening on %s: anyone who can reach this machine can use the chat "
+                        "(--auth USER:PASSWORD makes it private).", host)
+        app.block_thread()  # until Ctrl+C or SIGTERM
+    finally:
+        watcher.stop()
+        log.info("Stopped.")
+
+
+def _interrupt(signum, frame):
+    """SIGTERM stops the server the way Ctrl+C does, through ``block_thread``'s own handling."""
+    raise KeyboardInterrupt

@@ -1,0 +1,232 @@
+"""The index while serving: the seed watcher, and what the page says about the index.
+
+:class:`SeedWatcher` watches the seeds folder and brings the index up to date
+in a background thread; :meth:`~bot.core.Bot.update` swaps the new index in
+with one assignment, so questions keep being answered throughout. What
+happened last is kept in an :class:`IndexStatus`, which the page shows
+through :func:`status_html`.
+"""
+
+import errno
+import html
+import logging
+import os
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import watchfiles
+
+from ..config import Config
+from ..core import Bot
+from ..index import stale_files
+from ..ingest import SEED_SUFFIXES, NoSeedsError, load_seeds
+from ..persona import load_persona
+
+log = logging.getLogger(__name__)
+
+#: After a failed update, how often the watcher tries again (the folder may
+#: have been made writable, or the disk freed).
+RETRY_SECONDS = 30.0
+
+
+@dataclass
+class IndexStatus:
+    """What the page says about the index; ``version`` goes up at each live update."""
+
+    version: int = 0
+    updated_at: float | None = None
+    summary: str = ""
+    error: str | None = None
+
+    def updated(self, summary: str) -> None:
+        self.summary, self.error, self.updated_at = summary, None, time.time()
+        self.version += 1
+
+    def failed(self, error: str) -> None:
+        """The index could not be updated; ``error`` says why, in a few words."""
+        if error != self.error:
+            self.error = error
+            self.version += 1
+
+
+def update_problem(error: BaseException, config: Config) -> str:
+    """Why an update failed, in a few words a site owner can act on."""
+    if isinstance(error, OSError) and error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"the index folder {config.index_dir} is not writable ({error.strerror})"
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"no space left to write the index in {config.index_dir}"
+    if isinstance(error, NoSeedsError):
+        return str(error).split(". ")[0].rstrip(".")
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if len(text) <= 200 else text[:199] + "…"
+
+
+def index_write_problem(index_dir: Path) -> str | None:
+    """Why a new index generation could not be written to ``index_dir`` now, or None."""
+    try:
+        index_dir.mkdir(parents=True, exist_ok=True)
+        # A build writes a generation folder; try exactly that.
+        os.rmdir(tempfile.mkdtemp(prefix=".write-check-", dir=index_dir))
+    except OSError as error:
+        return f"the index folder {index_dir} is not writable ({error.strerror or error})"
+    return None
+
+
+def status_html(bot: Bot, status: IndexStatus) -> str:
+    """One line on the index the bot answers from, and its latest live update."""
+    index = bot.loaded_index
+    if index is None:
+        return '<div class="index-status"><span class="dot dot-wait"></span>Loading the documents…</div>'
+    files = len(index.manifest.get("files", {}))
+    line = (
+        f'<span class="dot"></span>Answering from {len(index)} passages in '
+        f"{files} document{'s' if files != 1 else ''}"
+    )
+    if status.error:
+        line += (
+            '<span class="status-note status-error">Last update failed: '
+            f"{html.escape(status.error)}; answering from the previous documents</span>"
+        )
+    elif status.updated_at is not None:
+        clock = time.strftime("%H:%M:%S", time.localtime(status.updated_at))
+        line += f'<span class="status-note status-updated">✓ Index updated at {clock}</span>'
+    return f'<div class="index-status" title="{html.escape(status.summary or status.error or "")}">{line}</div>'
+
+
+class SeedWatcher:
+    """Watches the seeds folder and updates the bot's index when it changes.
+
+    Changes are collected until the folder has been quiet for ``quiet_ms``
+    (at most ``debounce_ms``), then one incremental update runs. The bot keeps
+    answering from the old index until the new one is swapped in.
+    """
+
+    def __init__(
+        self,
+        bot: Bot,
+        status: IndexStatus,
+        debounce_ms: int = 1600,
+        quiet_ms: int = 300,
+        retry_seconds: float = RETRY_SECONDS,
+    ):
+        self.bot = bot
+        self.status = status
+        self.debounce_ms = debounce_ms
+        self.quiet_ms = quiet_ms
+        #: While the last update failed, try again this often even with no change.
+        self.retry_seconds = retry_seconds
+        self._failed_at: float | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> "SeedWatcher":
+        self._thread = threading.Thread(target=self._run, name="seed-watcher", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _relevant(self, change: watchfiles.Change, path: str) -> bool:
+        seeds = self.bot.config.seeds_dir.resolve()
+        index = self.bot.config.index_dir.resolve()
+        target = Path(path)
+        if target.is_relative_to(index):
+            return False
+        try:
+            relative = target.relative_to(seeds)
+        except ValueError:
+            return False
+        if any(part.startswith(".") for part in relative.parts):
+            return False
+        # Seed files, the persona, and folders (a renamed folder is one event).
+        return target.suffix.lower() in SEED_SUFFIXES or target.name == "persona.toml" or not target.suffix
+
+    def _run(self) -> None:
+        # Watch the real path, so the paths reported lie under the one the filter knows.
+        seeds = self.bot.config.seeds_dir.resolve()
+        log.info("Watching %s for changes.", seeds)
+        missing = False
+        while not self._stop.is_set():
+            try:
+                if missing and seeds.is_dir():
+                    missing = False
+                    log.info("The seeds folder %s is back.", seeds)
+                    self.apply({(watchfiles.Change.modified, str(seeds))})
+                for changes in watchfiles.watch(
+                    seeds,
+                    watch_filter=self._relevant,
+                    debounce=self.debounce_ms,
+                    step=self.quiet_ms,
+                    stop_event=self._stop,
+                    raise_interrupt=False,
+                    rust_timeout=max(1000, int(self.retry_seconds * 1000)),
+                    yield_on_timeout=True,
+                ):
+                    if changes:
+                        self.apply(changes)
+                    elif self._failed_at is not None and time.monotonic() - self._failed_at >= self.retry_seconds:
+                        self.retry()
+            except FileNotFoundError:
+                if not missing:
+                    log.warning("The seeds folder %s is gone; still answering from the last index.", seeds)
+                missing = True
+                self._stop.wait(3.0)
+            except Exception:  # the watcher must outlive any one failure
+                log.exception("Watching %s failed; retrying in a few seconds.", seeds)
+                self._stop.wait(3.0)
+
+    def apply(self, changes: set[tuple[watchfiles.Change, str]]) -> None:
+        """Bring the index (and persona) up to date after ``changes``."""
+        seeds = self.bot.config.seeds_dir.resolve()
+        names = sorted({str(Path(p).relative_to(seeds)) if Path(p).is_relative_to(seeds) else p for _, p in changes})
+        names = [name for name in names if name != "."] or [str(seeds)]
+        log.info("Seeds changed (%s); updating the index.", ", ".join(names))
+        if any(Path(p).name == "persona.toml" for _, p in changes):
+            self.bot.persona = load_persona(self.bot.config.persona_path)
+            log.info("Reloaded the persona.")
+        self._update()
+
+    def retry(self) -> None:
+        """Try the update that failed last time again (nothing may have changed but the cause)."""
+        log.debug("Trying again to update the index.")
+        self._update()
+
+    def failed(self, problem: str) -> None:
+        """Record that the index cannot be updated, say why, and retry from time to time."""
+        if problem != self.status.error:
+            log.warning("Cannot update the index: %s. Still answering from the previous one.", problem)
+        self.status.failed(problem)
+        self._failed_at = time.monotonic()
+
+    def _update(self) -> None:
+        try:
+            report = self.bot.update()
+        except Exception as error:  # keep serving from the old index
+            log.debug("The update failed.", exc_info=True)
+            self.failed(update_problem(error, self.bot.config))
+            return
+        self._failed_at = None
+        if report.changed_anything:
+            log.info("Now answering from the updated index (%d passages).", report.chunks)
+            self.status.updated(report.summary())
+        elif self.status.error:
+            self.status.updated(report.summary())
+
+
+def check_index_is_current(bot: Bot, watcher: SeedWatcher) -> None:
+    """After start-up: when the index is behind the seeds and cannot be rewritten, say so (log and page)."""
+    index = bot.loaded_index
+    try:
+        behind = index is not None and stale_files(index, load_seeds(bot.config.seeds_dir, bot.config.max_seed_bytes))
+    except NoSeedsError as error:
+        watcher.failed(update_problem(error, bot.config))
+        return
+    if behind:
+        problem = index_write_problem(bot.config.index_dir) or "the index could not be updated (see the log)"
+        watcher.failed(problem)
