@@ -4,6 +4,11 @@ The sentence is the bot's unit of retrieval and of answering: an answer
 quotes one or two sentences verbatim. Each sentence is embedded together
 with its neighbours in the same paragraph (its *window*), so that a sentence
 saying "he" still carries the name from the sentence before it.
+
+Headings and the question lines of an interview or FAQ are never chunks, so
+they are never quoted; an answer's sentences carry their question in the
+window instead (a fan's question is most like the interviewer's). A table row
+is one chunk, never cut into sentences.
 """
 
 from __future__ import annotations
@@ -13,15 +18,18 @@ from dataclasses import dataclass
 
 import syntok.segmenter as segmenter
 
-from .ingest import SeedFile
+from .ingest import EXTRACTION, SeedFile
+from .ingest.blocks import QUOTABLE
 
 #: Sentences longer than this many words are cut into pieces of about this
 #: size, so that one run-on sentence or list never becomes a huge answer.
 MAX_SENTENCE_WORDS = 80
 
-#: Names the sentence splitter by what it does, for the index's settings: a
-#: change here must re-chunk every seed, not only the edited ones.
-SPLITTER = "syntok, numbering abbreviations kept"
+#: Names the chunking by what it does, for the index's settings: a change here
+#: (or in how documents are read) must re-chunk every seed, not only the edited ones.
+SPLITTER = (
+    f"syntok, numbering abbreviations kept; headings and questions apart, answers carry their question; {EXTRACTION}"
+)
 
 # Abbreviations that introduce a number ("Op. 58", "Nos. 1 and 2", "Vol. 2",
 # "p. 12"), common in writing about music. syntok knows "No." but ends a
@@ -44,11 +52,17 @@ class Chunk:
     #: The sentences before and after it in the same paragraph (its window).
     before: str = ""
     after: str = ""
+    #: The heading of its section ("" when none).
+    section: str = ""
+    #: The PDF page it is on (1-based); None for other formats.
+    page: int | None = None
+    #: For a sentence of an interview's or FAQ's answer: the question it answers.
+    question: str = ""
 
     @property
     def context(self) -> str:
-        """The sentence with its window, as it is embedded and shown."""
-        return " ".join(part for part in (self.before, self.text, self.after) if part)
+        """The sentence with its window (and its question), as it is embedded and searched."""
+        return " ".join(part for part in (self.question, self.before, self.text, self.after) if part)
 
 
 def clean(text: str) -> str:
@@ -94,11 +108,35 @@ def _word_spans(block: str, start: int, end: int):
         position += len(word)
 
 
+def _trimmed(text: str, start: int, end: int) -> tuple[int, int]:
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return start, end
+
+
+def _is_label(text: str, block) -> bool:
+    """A lone word with no full stop (a signature, a caption) says nothing a fan could ask about."""
+    words = text[block.start : block.end].split()
+    return len(words) == 1 and not words[0].endswith((".", "!", "?"))
+
+
 def chunk_seed(seed: SeedFile, window: int = 1) -> list[Chunk]:
-    """Split one seed file into sentence chunks with their windows."""
+    """Split one seed file into sentence chunks with their windows.
+
+    Only quotable blocks (prose, answers, table rows) are chunked; headings
+    and question lines reach retrieval through ``section`` and ``question``.
+    """
     chunks: list[Chunk] = []
-    for block_start, block_end in seed.blocks:
-        spans = sentence_spans(seed.text, block_start, block_end)
+    for block in seed.blocks:
+        if block.kind not in QUOTABLE or _is_label(seed.text, block):
+            continue
+        if block.kind == "row":
+            start, end = _trimmed(seed.text, block.start, block.end)
+            spans = _split_long(seed.text, start, end)
+        else:
+            spans = sentence_spans(seed.text, block.start, block.end)
         texts = [clean(seed.text[s:e]) for s, e in spans]
         for i, (s, e) in enumerate(spans):
             chunks.append(
@@ -109,6 +147,9 @@ def chunk_seed(seed: SeedFile, window: int = 1) -> list[Chunk]:
                     text=texts[i],
                     before=" ".join(texts[max(0, i - window) : i]),
                     after=" ".join(texts[i + 1 : i + 1 + window]),
+                    section=block.section,
+                    page=block.page,
+                    question=block.question,
                 )
             )
     return chunks

@@ -84,7 +84,7 @@ class BotGroup(click.Group):
 def cli():
     """A fan Q&A bot that answers about one artist only from the artist's documents.
 
-    Put the documents (.txt or .md) in seeds/, then `bot build` and
+    Put the documents (.txt, .md, .pdf, .docx or .html) in seeds/, then `bot build` and
     `bot ask "..."`, or `bot serve` for the browser chat.
     """
 
@@ -117,7 +117,7 @@ def ask(question, as_json, seeds_dir, index_dir, model, verbose):
         return
     click.echo(reply.text)
     for number, passage in enumerate(reply.citations, 1):
-        click.echo(f"  [{number}] {passage.source}:{passage.start}-{passage.end}", err=False)
+        click.echo(f"  [{number}] {passage.location} (characters {passage.start}-{passage.end})", err=False)
 
 
 @cli.command()

@@ -149,6 +149,8 @@ class Config:
     #: Files in ``seeds/`` above this size are skipped with a warning.
     #: (A 16 MiB text is about 100k sentences: minutes to embed on two cores.)
     max_seed_bytes: int = 16 * 1024 * 1024
+    #: PDFs with more pages than this are skipped with a warning (a book, not a press kit).
+    max_pdf_pages: int = 300
     #: Texts embedded per batch when building.
     batch_size: int = 64
     #: Up to this many chunks the index is exact (FAISS ``IndexFlatIP``); above

@@ -69,7 +69,10 @@ class Bot:
             index = load_index(self.config.index_dir, settings_of(self.config))
         except IndexUnavailable:
             return self.update(progress)  # update_index logs why, once
-        if not stale_files(index, load_seeds(self.config.seeds_dir, self.config.max_seed_bytes)):
+        config = self.config
+        seeds = load_seeds(config.seeds_dir, config.max_seed_bytes, max_pdf_pages=config.max_pdf_pages,
+                           cache_dir=config.cache_dir / "extracted")
+        if not stale_files(index, seeds):
             self._use(index)
             return None
         try:

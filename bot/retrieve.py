@@ -61,6 +61,17 @@ class Passage:
     #: The sentences around it in the same paragraph.
     before: str = ""
     after: str = ""
+    #: The PDF page it is on (1-based), None for other formats.
+    page: int | None = None
+    #: The heading of its section in the document ("" when none).
+    section: str = ""
+
+    @property
+    def location(self) -> str:
+        """Where a person finds it: "tour.pdf, page 2", "biography.md · Early years" or "faq.txt"."""
+        if self.page is not None:
+            return f"{self.source}, page {self.page}"
+        return f"{self.source} · {self.section}" if self.section else self.source
 
     def to_dict(self) -> dict:
         """A JSON-ready dict of this passage."""
@@ -69,6 +80,9 @@ class Passage:
             "source": self.source,
             "start": self.start,
             "end": self.end,
+            "page": self.page,
+            "section": self.section,
+            "location": self.location,
             "score": round(self.score, 4),
             "before": self.before,
             "after": self.after,
@@ -304,6 +318,8 @@ class Retriever:
             score=candidate.score,
             before=chunk.before,
             after=chunk.after,
+            page=chunk.page,
+            section=chunk.section,
         )
 
     def retrieve(self, question: str, k: int = 5, history: list[dict] | None = None) -> list[Passage]:

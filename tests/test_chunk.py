@@ -9,7 +9,7 @@ import pytest
 from bot.chunk import MAX_SENTENCE_WORDS, chunk_seed, clean
 from bot.ingest import load_seeds
 
-from conftest import SEEDS, SEZIM_FILE
+from conftest import SEEDS, SEZIM_FILE, assert_quoted_verbatim
 
 
 @pytest.fixture(scope="module")
@@ -66,8 +66,8 @@ def test_sentences_are_sentences(sezim):
 def paragraphs_of(seed, chunks):
     """Group chunks by the paragraph (block) they lie in."""
     groups = []
-    for start, end in seed.blocks:
-        groups.append([c for c in chunks if start <= c.start and c.end <= end])
+    for block in seed.blocks:
+        groups.append([c for c in chunks if block.start <= c.start and c.end <= block.end])
     assert sum(len(g) for g in groups) == len(chunks)
     return groups
 
@@ -138,3 +138,101 @@ def test_markdown_sentences_point_into_the_markdown_file(tmp_path):
 
 def test_chunking_is_deterministic(sezim):
     assert chunk_seed(sezim) == chunk_seed(sezim)
+
+
+INTERVIEW = """# Interview: Sezim on her second album
+
+*Dala Sound Magazine, April 2025.*
+
+**What is the new album called?**
+
+Sezim: It is called Night Steppe. I wrote every song after dark, with the window open.
+
+**Who taught you to play the dombra?**
+
+Sezim: My grandmother did, in the kitchen of our village house. She was patient with me.
+"""
+
+FAQ = """SEZIM - FREQUENTLY ASKED QUESTIONS
+
+Q: How do I join the fan club?
+A: The fan club is called the Night Riders. Membership is free for everyone.
+
+Q: Does Sezim play weddings?
+A: No, she does not play weddings or private parties.
+"""
+
+HEADING_WITHOUT_FULL_STOP = """Interview: Sezim on her second album
+Sezim's second album is called Night Steppe. It came out in 2025.
+"""
+
+
+def test_a_heading_is_never_glued_to_the_sentence_after_it(tmp_path):
+    for name, text in (("bio.txt", HEADING_WITHOUT_FULL_STOP), ("bio.md", HEADING_WITHOUT_FULL_STOP),
+                       ("interview.md", INTERVIEW)):
+        folder = tmp_path / name.replace(".", "-")
+        folder.mkdir()
+        _, chunks = chunks_of(folder, name, text)
+        assert not any("Interview" in c.text for c in chunks), [c.text for c in chunks]
+        assert all(c.section.startswith("Interview: Sezim on her second album") for c in chunks)
+    (tmp_path / "glued").mkdir()
+    _, chunks = chunks_of(tmp_path / "glued", "glued.txt", HEADING_WITHOUT_FULL_STOP)
+    assert chunks[0].text == "Sezim's second album is called Night Steppe."
+
+
+def test_question_lines_are_not_chunks_and_answers_carry_their_question(tmp_path):
+    _, chunks = chunks_of(tmp_path, "interview.md", INTERVIEW)
+    assert not any(c.text.endswith("?") for c in chunks)
+    (called,) = [c for c in chunks if c.text.startswith("Sezim: It is called")]
+    assert called.question == "What is the new album called?"
+    # The question is part of the window that is embedded and searched, not of the quote.
+    assert called.context == "What is the new album called? Sezim: It is called Night Steppe. " \
+                             "I wrote every song after dark, with the window open."
+    (patient,) = [c for c in chunks if c.text.startswith("She was patient")]
+    assert patient.question == "Who taught you to play the dombra?"
+    assert patient.before == "Sezim: My grandmother did, in the kitchen of our village house."
+    (magazine,) = [c for c in chunks if "Magazine" in c.text]
+    assert magazine.question == ""
+
+
+def test_faq_answers_are_chunks_without_their_markers(tmp_path):
+    _, chunks = chunks_of(tmp_path, "faq.txt", FAQ)
+    assert [c.text for c in chunks] == [
+        "The fan club is called the Night Riders.",
+        "Membership is free for everyone.",
+        "No, she does not play weddings or private parties.",
+    ]
+    assert [c.question for c in chunks] == ["How do I join the fan club?"] * 2 + ["Does Sezim play weddings?"]
+    assert {c.section for c in chunks} == {"SEZIM - FREQUENTLY ASKED QUESTIONS"}
+
+
+def test_a_table_row_is_one_chunk(tmp_path):
+    source = "| City | Date |\n| --- | --- |\n| Almaty. Kazakhstan | 12 March. 2025 |\n"
+    _, chunks = chunks_of(tmp_path, "tour.md", source)
+    assert [c.text for c in chunks] == ["Almaty. Kazakhstan 12 March. 2025"]
+
+
+@pytest.mark.parametrize(
+    "question, expected",
+    [
+        ("What is the new album called?", "It is called Night Steppe."),
+        ("Who taught Sezim to play the dombra?", "My grandmother did"),
+        ("how do i join the fan club", "The fan club is called the Night Riders."),
+        ("Does Sezim play weddings?", "No, she does not play weddings"),
+    ],
+)
+def test_interviews_and_faqs_are_answered_from_the_answer_never_the_question(tmp_path_factory, make_bot, question,
+                                                                          expected):
+    base = tmp_path_factory.getbasetemp() / "structured"
+    if not (base / "seeds").exists():
+        (base / "seeds").mkdir(parents=True)
+        (base / "seeds" / "interview.md").write_text(INTERVIEW, encoding="utf-8")
+        (base / "seeds" / "faq.txt").write_text(FAQ, encoding="utf-8")
+    bot = make_bot(base / "seeds", base / "index")
+    answer = bot.answer(question)
+    assert not answer.refused, answer
+    assert expected in answer.text
+    for passage in answer.citations:
+        assert_quoted_verbatim(base / "seeds", passage)
+        assert not passage.text.endswith("?") and "Interview" not in passage.text
+        assert "QUESTIONS" not in passage.text

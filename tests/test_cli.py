@@ -106,7 +106,9 @@ def test_ask_prints_the_answer_and_its_sources(runner, seeds_dir, index_dir, wor
     assert result.exit_code == 0
     lines = result.stdout.strip().splitlines()
     assert lines[0] == as_json["text"]
-    sources = [f"[{n}] {c['source']}:{c['start']}-{c['end']}" for n, c in enumerate(as_json["citations"], 1)]
+    sources = [
+        f"[{n}] {c['location']} (characters {c['start']}-{c['end']})" for n, c in enumerate(as_json["citations"], 1)
+    ]
     assert [line.strip() for line in lines[1:]] == sources
 
 

@@ -179,7 +179,7 @@ def test_adding_and_removing_files(tmp_path, embedder, spy, make_bot):
     spy.clear()
     added = update_index(config, embedder)
     assert added.added == ["news/d.md"] and added.changed == [] and added.unchanged == 3
-    assert added.embedded == 2 and len(spy) == 4  # "Tour" and one sentence, each with its window
+    assert added.embedded == 1 and len(spy) == 2  # one sentence and its window ("Tour" is a heading, not a chunk)
     with_d = load_index(config.index_dir, settings_of(config))
     for name in ("a.txt", "b.txt", "c.txt"):
         assert rows_of(with_d, name) == rows_of(old, name)

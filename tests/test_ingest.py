@@ -43,19 +43,28 @@ def test_reads_the_shipped_seed_verbatim():
     # Paragraph blocks: non-empty, in order, never overlapping, and together
     # they hold every word of the file.
     assert seed.blocks
-    assert all(s < e for s, e in seed.blocks)
-    assert all(a[1] <= b[0] for a, b in zip(seed.blocks, seed.blocks[1:]))
-    assert " ".join(seed.text[s:e] for s, e in seed.blocks).split() == seed.text.split()
+    assert all(b.start < b.end and b.kind == "text" for b in seed.blocks)
+    assert all(a.end <= b.start for a, b in zip(seed.blocks, seed.blocks[1:]))
+    assert " ".join(seed.text[b.start : b.end] for b in seed.blocks).split() == seed.text.split()
     assert len(seed.blocks) == seed.text.count("\n\n") + 1
 
 
-def test_persona_and_other_suffixes_are_not_seeds(tmp_path):
+def test_persona_and_other_suffixes_are_not_seeds(tmp_path, caplog):
     (tmp_path / "bio.txt").write_text("Sezim sings.", encoding="utf-8")
     (tmp_path / "persona.toml").write_text('bot_name = "X"\n', encoding="utf-8")
     (tmp_path / "notes.pdf").write_bytes(b"%PDF-1.4 Sezim sings.")
     (tmp_path / "data.json").write_text('{"a": "Sezim sings."}', encoding="utf-8")
     (tmp_path / "README").write_text("Sezim sings.", encoding="utf-8")
-    assert [seed.path for seed in load_seeds(tmp_path)] == ["bio.txt"]
+    with caplog.at_level(logging.WARNING, logger="bot"):
+        seeds = load_seeds(tmp_path)
+    assert [seed.path for seed in seeds] == ["bio.txt"]
+    # Each file left out is named once, with why; the persona is settings, not a document.
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert {s.path for s in seeds.skipped} == {"notes.pdf", "data.json", "README"}
+    for name in ("notes.pdf", "data.json", "README"):
+        assert sum(name in w for w in warnings) == 1, warnings
+    assert not any("persona.toml" in w for w in warnings)
+    assert "damaged" in next(s.reason for s in seeds.skipped if s.path == "notes.pdf")
 
 
 def test_recursive_txt_and_md_with_posix_relative_paths(tmp_path):
@@ -86,7 +95,7 @@ def test_markdown_is_reduced_to_text_of_the_same_length(tmp_path):
                   "Tickets sold out in a day.", "Music is the voice of the steppe."):
         assert words in tidy, words
     # Blocks cover the prose and leave the code block out.
-    in_blocks = " ".join(" ".join(seed.text[s:e].split()) for s, e in seed.blocks)
+    in_blocks = " ".join(" ".join(seed.text[b.start : b.end].split()) for b in seed.blocks)
     assert "Music is the voice of the steppe." in in_blocks
     assert "Sezim played twelve concerts" in in_blocks
     assert "code blocks are not prose" not in in_blocks
@@ -134,7 +143,7 @@ def test_utf16_and_bom_and_crlf_files_are_read(tmp_path):
     crlf = seeds["crlf.txt"]
     # Offsets stay those of the decoded file: CRLF keeps its two characters.
     assert len(crlf.text) == len("First line.\r\n\r\nSecond paragraph.\r\n")
-    assert [crlf.text[s:e].strip() for s, e in crlf.blocks] == ["First line.", "Second paragraph."]
+    assert [crlf.text[b.start : b.end].strip() for b in crlf.blocks] == ["First line.", "Second paragraph."]
 
 
 @pytest.mark.skipif(not hasattr(os, "symlink"), reason="no symlinks here")
@@ -189,3 +198,28 @@ def test_oversized_files_are_skipped_with_a_warning(tmp_path, caplog):
         seeds = load_seeds(tmp_path, max_bytes=1000)
     assert [seed.path for seed in seeds] == ["bio.txt"]
     assert any("huge.txt" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("name", ["press-kit.pages", "photo.jpg", "tour.xlsx", "old.doc"])
+def test_unsupported_types_are_warned_about_by_name(tmp_path, caplog, name):
+    (tmp_path / "bio.txt").write_text("Sezim sings.", encoding="utf-8")
+    (tmp_path / name).write_bytes(b"PK\x03\x04 not for the bot")
+    with caplog.at_level(logging.WARNING, logger="bot"):
+        seeds = load_seeds(tmp_path)
+    assert [seed.path for seed in seeds] == ["bio.txt"]
+    (skipped,) = seeds.skipped
+    assert skipped.path == name and "not a type the bot reads" in skipped.reason
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert [w for w in warnings if name in w] == [f"Skipping {name}: {skipped.reason}."]
+
+
+def test_the_build_summary_says_how_many_files_were_skipped_and_why(tmp_path):
+    from bot.index import BuildReport
+    from bot.ingest import SkippedFile
+
+    report = BuildReport(unchanged=1, chunks=3, skipped=[SkippedFile("scan.pdf", "it has no text layer"),
+                                                         SkippedFile("photo.jpg", ".jpg is not a type the bot reads")])
+    summary = report.summary()
+    assert summary.startswith("Index is up to date: 3 chunks from 1 files.")
+    assert "2 files skipped: scan.pdf (it has no text layer); photo.jpg (.jpg is not a type the bot reads)." in summary
+    assert "skipped" not in BuildReport(unchanged=1, chunks=3).summary()

@@ -26,7 +26,7 @@ import numpy as np
 from ..chunk import Chunk, chunk_seed
 from ..config import Config
 from ..embed import Embedder
-from ..ingest import NoSeedsError, SeedFile, load_seeds
+from ..ingest import NoSeedsError, SeedFile, load_seeds, skipped_summary
 from .files import fsync, write_arrays, write_chunks
 from .lexical import LexicalIndex
 from .load import IndexUnavailable, LoadedIndex, load_index, stale_files
@@ -61,6 +61,8 @@ class BuildReport:
     seconds: float = 0.0
     #: Why the previous index was not reused, when it was not.
     rebuilt_because: str | None = None
+    #: Files in the seeds folder that could not be read (``bot.ingest.SkippedFile``).
+    skipped: list = field(default_factory=list)
 
     @property
     def changed_anything(self) -> bool:
@@ -70,13 +72,14 @@ class BuildReport:
     def summary(self) -> str:
         """A one-line account for the command line and the log."""
         if not self.changed_anything:
-            return f"Index is up to date: {self.chunks} chunks from {self.unchanged} files."
+            up_to_date = f"Index is up to date: {self.chunks} chunks from {self.unchanged} files."
+            return up_to_date + skipped_summary(self.skipped)
         why = f" (rebuilt: {self.rebuilt_because})" if self.rebuilt_because else ""
         return (
             f"Index updated{why}: {len(self.added)} added, {len(self.changed)} changed, "
             f"{len(self.removed)} removed, {self.unchanged} unchanged; {self.chunks} chunks "
             f"({self.embedded} embedded) in {self.seconds:.1f}s."
-        )
+        ) + skipped_summary(self.skipped)
 
 
 @contextmanager
@@ -100,10 +103,11 @@ def update_index(config: Config, embedder: Embedder, progress: bool = False) -> 
     SHA-256) before anything is reused from it.
     """
     started = time.perf_counter()
-    seeds = load_seeds(config.seeds_dir, config.max_seed_bytes)
+    seeds = load_seeds(config.seeds_dir, config.max_seed_bytes, max_pdf_pages=config.max_pdf_pages,
+                       cache_dir=config.cache_dir / "extracted")
     expected = settings_of(config)
     with build_lock(config.index_dir):
-        report = BuildReport()
+        report = BuildReport(skipped=seeds.skipped)
         old = _reusable_index(config.index_dir, expected, report)
         old_files = old.manifest["files"] if old else {}
         report.removed = sorted(set(old_files) - {seed.path for seed in seeds})
