@@ -44,6 +44,12 @@ QUESTION_STOPWORDS = frozenset(
     "what which who whom whose when where why how do does did has have had were been being am "
     "can could would should may might must shall "
     "i me my you your he him his she her hers herself himself we us our they them their its itself".split()
+) | frozenset(
+    # The light words of chat ("how did she get into jazz", "does she still play it",
+    # "is she big tho"): they name no topic, and absent from a seed they made a
+    # fan's paraphrase look like a question the seeds cannot answer.
+    "get gets got getting go goes going went gone make makes made really just like "
+    "so very much kind sort thing things stuff anything something though tho".split()
 )
 # Words that end the answer-type phrase: "What is...", "Which of her...".
 _NOT_ANSWER_TYPE = QUESTION_STOPWORDS | frozenset(
@@ -99,6 +105,24 @@ def strip_request_frame(question: str) -> str:
     """
     inner = _TRAILING_PLEASE.sub(r"\1", _REQUEST_FRAME.sub("", question, count=1))
     return inner if any(ch.isalnum() for ch in inner) else question
+
+
+# How fans spell in a chat box, written out: "wat kind of music dose she make",
+# "wher does she get ideas". Only forms that are no English word of their own.
+_CHAT_SPELLINGS = {
+    "u": "you", "ur": "your", "wat": "what", "wats": "what's", "whats": "what's", "waht": "what",
+    "wht": "what", "wher": "where", "whos": "who's", "hows": "how's", "shes": "she's", "hes": "he's",
+    "pls": "please", "plz": "please", "smth": "something", "sth": "something", "cuz": "because",
+    "coz": "because", "gonna": "going to", "wanna": "want to", "kinda": "kind of",
+    "dont": "don't", "doesnt": "doesn't", "didnt": "didn't", "isnt": "isn't", "wasnt": "wasn't",
+    "cant": "can't", "wont": "won't", "im": "I'm", "ive": "I've", "abt": "about", "bout": "about",
+}
+_CHAT_WORD = re.compile(r"\b(" + "|".join(sorted(_CHAT_SPELLINGS, key=len, reverse=True)) + r")\b", re.I)
+
+
+def plain_spelling(question: str) -> str:
+    """Chat spellings written out: "wat does u know abt her" -> "what does you know about her"."""
+    return _CHAT_WORD.sub(lambda m: _CHAT_SPELLINGS[m.group(1).lower()], question)
 
 
 def clean_question(text: str) -> str:
@@ -258,7 +282,9 @@ def build_query(
     ``spell``, when given, mends typos in both (see :func:`bot.spelling.correct_typos`);
     with ``artist``, "she" and "her" in both are read as her.
     """
+    question = plain_spelling(question)
     previous = _last_user_message(history)
+    previous = plain_spelling(previous) if previous else previous
     if spell is not None:
         question = spell(question)
         previous = spell(previous) if previous else previous

@@ -369,3 +369,15 @@ def test_an_artist_name_the_seeds_never_use_is_not_read_into_she(tmp_path, make_
     (seeds / "persona.toml").write_text('artist_name = "Someone Else"\n', encoding="utf-8")
     bot = make_bot(seeds, tmp_path / "index")
     assert bot.read("Where is she from?").question == "Where is she from?"
+
+
+def test_chat_spelling_gets_the_written_answer(sezim_bot):
+    chat, written = sezim_bot.answer("whats her debut album called"), sezim_bot.answer("what's her debut album called")
+    assert chat.kind == "answer" and "Steppes and Sighs" in chat.text
+    assert [p.start for p in chat.citations] == [p.start for p in written.citations]
+
+
+def test_chat_words_do_not_turn_a_question_into_one_the_seeds_cannot_answer(sezim_bot):
+    # "get" and "tho" are in no seed; they name no topic either.
+    reply = sezim_bot.answer("how did she get into jazz tho")
+    assert reply.kind == "answer" and "Billie Holiday" in reply.text, reply.text

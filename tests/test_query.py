@@ -10,6 +10,7 @@ from bot.query import (
     build_query,
     clean_question,
     normalize_question,
+    plain_spelling,
     refer_to_artist,
     strip_request_frame,
     wanted_answer,
@@ -125,3 +126,21 @@ def test_a_query_reads_she_as_the_artist_in_the_question_and_the_one_it_follows(
     assert query.follow_up_of == "What is Sezim's debut album called?"
     assert query.name_words == {"sezim", "baktybekova"}
     assert build_query("Where is she from?").question == "Where is she from?"  # no artist, no reading
+
+
+@pytest.mark.parametrize(
+    "typed, plain",
+    [
+        ("wat kind of music does she make", "what kind of music does she make"),
+        ("wher does she get ideas for her songs", "where does she get ideas for her songs"),
+        ("has she forgotten where shes from", "has she forgotten where she's from"),
+        ("whats her first album called", "what's her first album called"),
+        ("can u tell me abt her", "can you tell me about her"),
+        # Not chat spellings: a name with a digit, a word that merely contains one.
+        ("Is U2 her favourite band?", "Is U2 her favourite band?"),
+        ("What was she wearing in Bucharest?", "What was she wearing in Bucharest?"),
+    ],
+)
+def test_chat_spellings_are_written_out(typed, plain):
+    assert plain_spelling(typed) == plain
+    assert build_query(typed).question == plain
