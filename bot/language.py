@@ -19,6 +19,8 @@ from collections.abc import Callable, Container, Iterable
 _WORD = re.compile(r"[^\W\d_]+")
 # A capitalised word after the first: a name.
 _NAME = re.compile(r"(?<=[^\W\d_])(\W+)[A-ZÀ-Þ][^\W\d_]*")
+#: Fewest letters in which a language can be told at all ("ͺ" is no question in Greek).
+_FEWEST_LETTERS = 3
 #: Shortest word looked up in the English word list (it holds no shorter ones).
 _MIN_LETTERS = 4
 #: Least probability at which a language the persona speaks is preferred to
@@ -64,7 +66,7 @@ def foreign_language(
     one is named rather than a close relative.
     """
     letters = [ch for ch in question if ch.isalpha()]
-    if not letters:
+    if len(letters) < _FEWEST_LETTERS:
         return None
     if sum(map(_is_latin, letters)) * 2 >= len(letters):
         # Names say nothing about the language asked in ("Chimamanda Ngozi Adichie").
