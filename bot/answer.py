@@ -16,9 +16,9 @@ from .persona import Persona
 from .retrieve import Passage
 
 #: What kind of reply an :class:`Answer` is: quoted sentences, a refusal, a
-#: small-talk line, a prompt for a usable question (empty or too long), the
-#: server's "slow down", or its apology for a failure.
-AnswerKind = Literal["answer", "refusal", "small_talk", "invalid", "rate_limited", "error"]
+#: small-talk line, a prompt for a usable question (empty or too long), a
+#: request to ask in English, the server's "slow down", or its apology for a failure.
+AnswerKind = Literal["answer", "refusal", "small_talk", "invalid", "other_language", "rate_limited", "error"]
 
 # Whole-message small talk that deserves a persona reply, not a search.
 _SMALL_TALK = [

@@ -116,6 +116,13 @@ class Ranking:
     answer_type: float = 1.0
     #: Weight of the previous question's scores when a question is a follow-up.
     follow_up: float = 0.5
+    #: BM25 weight of a question word's other forms ("grow" for "grew"),
+    #: against 1 for the word as typed: a fan's word in another form is
+    #: likelier, not surer, to mean the documents' word.
+    word_forms: float = 0.5
+    #: Share of the question read with the artist's name ("Where is Sezim
+    #: from?") in its dense vector; the rest reads "she" (see ``Retriever.signals``).
+    artist_name: float = 0.5
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,9 @@ from .index import (
 )
 from .ingest import load_seeds
 from .judge import Judgement, RefusalModel, judge
+from .language import foreign_language
 from .persona import Persona, load_persona
-from .query import Query, build_query, clean_question
+from .query import Artist, Query, build_query, clean_question, words
 from .retrieve import Passage, Retriever
 from .spelling import correct_typos, load_english_words
 
@@ -44,6 +45,7 @@ class Bot:
         self.refusal_model = RefusalModel.bundled()
         self._retriever: Retriever | None = None
         self._english_words: StringTable | None = None
+        self._artist: tuple[Retriever, Artist | None] | None = None
         self._update_lock = threading.Lock()
 
     # -- the index -------------------------------------------------------
@@ -110,8 +112,32 @@ class Bot:
 
     def _query(self, cleaned: str, history: list[dict] | None, retriever: Retriever) -> Query:
         """The :class:`Query` for a question already read by :func:`clean_question`."""
-        words = retriever.words
-        return build_query(cleaned, history, spell=lambda text: correct_typos(text, words, self._is_english))
+        known = retriever.words
+
+        def spell(text: str) -> str:
+            return correct_typos(text, known, self._is_english)
+
+        return build_query(cleaned, history, spell=spell, artist=self._artist_in(retriever))
+
+    def _artist_in(self, retriever: Retriever) -> Artist | None:
+        """Who "she" is: the persona's artist, called by the word of her name the seeds use most.
+
+        None when the persona names no artist, or a name the seeds never use
+        (reading "she" as a stranger would only mislead the search).
+        """
+        cached = self._artist
+        if cached is not None and cached[0] is retriever:
+            return cached[1]
+        name = self.persona.artist_name
+        name_words = [w for w in dict.fromkeys(name.split()) if words(w)]
+        artist = None
+        known = all(w in retriever.words for n in name_words for w in words(n))
+        if name != Persona.artist_name and name_words and known:
+            lexical = retriever.index.lexical
+            called = max(name_words, key=lambda w: sum(lexical.document_frequency(t) for t in retriever.terms(w)))
+            artist = Artist(called=called, name_words=frozenset(w for n in name_words for w in words(n)))
+        self._artist = (retriever, artist)
+        return artist
 
     def judge(self, question: str, history: list[dict] | None = None) -> Judgement:
         """Rank the sentences for a question and judge whether they answer it (see :func:`bot.judge.judge`)."""
@@ -145,6 +171,10 @@ class Bot:
             return reply
 
         retriever = self.retriever  # one index for the whole answer, even if update() swaps in another meanwhile
+        language = foreign_language(text, self._is_english, retriever.words, persona.languages)
+        if language is not None:
+            # Not a refusal: the documents may well say, but the bot reads English only.
+            return Answer(text=persona.language_line(language), refused=True, kind="other_language")
         judgement = judge(self._query(text, history, retriever), retriever, self.refusal_model)
         if not judgement.answerable:
             return Answer(text=persona.refusal_text(), refused=True, kind="refusal", confidence=judgement.confidence)

@@ -19,6 +19,9 @@ from pathlib import Path
 from .query import Query
 from .retrieve import Candidate, Retriever
 
+# "Sezim's" names Sezim.
+_POSSESSIVE = re.compile(r"['’]s$")
+
 #: The refusal features, in the order ``calibration.json`` lists them.
 FEATURES = ("dense", "context_dense", "margin", "unknown_words", "coverage", "unknown_names", "lacks_wanted")
 
@@ -93,7 +96,8 @@ def refusal_features(query: Query, ranked: list[Candidate], retriever: Retriever
     - ``margin``: the lead of the best sentence's fused score over the second's;
     - ``unknown_words``: share of the question's words that occur nowhere in
       the seeds (a question about another person names things the seeds lack);
-    - ``coverage``: share of the question's words that the best sentence uses;
+    - ``coverage``: share of the question's words that the best sentence uses
+      (in any form: "grew" is covered by "Growing");
     - ``unknown_names``: capitalised words of the question absent from the seeds;
     - ``lacks_wanted``: 1 when the question wants a date, number or name and the
       best sentence has none.
@@ -106,23 +110,29 @@ def refusal_features(query: Query, ranked: list[Candidate], retriever: Retriever
     "Does she still play it?" alone resembles nothing in particular.
     """
     best, top = ranked[0], ranked[:3]
+    rows = [c.row for c in top]
     second = ranked[1].score if len(ranked) > 1 else best.score
     dense, context_dense = max(c.dense for c in top), best.context_dense
+    judged = query.judged(query.question)
+    if judged != query.question:
+        # Ranked with her name, judged without: see Query.judged.
+        plain, plain_context = retriever.dense_scores(judged, rows)
+        dense, context_dense = float(plain.max()), float(plain_context[0])
     if query.follow_up_of:
-        joint, joint_context = retriever.dense_scores(f"{query.follow_up_of} {query.question}", [c.row for c in top])
+        joint, joint_context = retriever.dense_scores(f"{query.judged(query.follow_up_of)} {judged}", rows)
         dense, context_dense = max(dense, float(joint.max())), max(context_dense, float(joint_context[0]))
-    unknown, terms = retriever.unknown_terms(query.question)
+    unknown, terms = retriever.unknown_terms(query.question, query.name_words)
     answer_type = retriever.terms(" ".join(query.answer_type))
     best_terms = retriever.terms(retriever.index.chunks[best.row].text)
-    unknown = [t for t in unknown if t not in answer_type]
-    judged = [t for t in terms if t in best_terms or t not in answer_type]
-    names = {w.lower() for w in re.findall(r"(?<!^)(?<![.?!] )\b[A-Z][\w'’-]+", query.question)}
+    unknown = [t for t in unknown if t.stem not in answer_type]
+    judged = [t for t in terms if t.within(best_terms) or t.stem not in answer_type]
+    names = {_POSSESSIVE.sub("", w.lower()) for w in re.findall(r"(?<!^)(?<![.?!] )\b[A-Z][\w'’-]+", query.question)}
     return {
         "dense": dense,
         "context_dense": context_dense,
         "margin": best.score - second,
         "unknown_words": len(unknown) / max(len(terms), 1),
-        "coverage": sum(t in best_terms for t in judged) / len(judged) if judged else 1.0,
+        "coverage": sum(t.within(best_terms) for t in judged) / len(judged) if judged else 1.0,
         "unknown_names": float(len(names - retriever.words)),
         "lacks_wanted": 1.0 if best.offers_wanted is False else 0.0,
     }

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import tomllib
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -39,10 +39,19 @@ class Persona:
     )
     #: Questions shown to fans as examples they can click.
     example_questions: tuple[str, ...] = ()
+    #: Said to a question in another language: the bot answers in English.
+    other_language: str = "Sorry, I can only read and answer questions in English. Could you ask me in English?"
+    #: The same, in the fan's language: a ``[languages]`` table of ISO 639-1
+    #: codes ("ru", "kk", "es") and lines.
+    languages: dict[str, str] = field(default_factory=dict)
 
     def say(self, line: str, **values) -> str:
         """Fill a persona line with the bot's and artist's names (and other values)."""
         return line.format(bot=self.bot_name, artist=self.artist_name, **values)
+
+    def language_line(self, language: str) -> str:
+        """What the bot says to a question in ``language`` (a code): its line in that language, else in English."""
+        return self.say(self.languages.get(language, self.other_language))
 
     def refusal_text(self) -> str:
         """The refusal, with a suggestion of what the bot can talk about."""
@@ -74,6 +83,12 @@ def load_persona(path: Path) -> Persona:
     values = {}
     for key in known & set(data):
         value = data[key]
+        if key == "languages":
+            if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+                log.warning("Ignoring languages in %s: expected a table of language codes and lines.", path)
+                continue
+            values[key] = {str(code).lower(): line for code, line in value.items()}
+            continue
         if isinstance(value, list):
             value = tuple(str(v) for v in value)
         elif not isinstance(value, str):

@@ -44,6 +44,12 @@ QUESTION_STOPWORDS = frozenset(
     "what which who whom whose when where why how do does did has have had were been being am "
     "can could would should may might must shall "
     "i me my you your he him his she her hers herself himself we us our they them their its itself".split()
+) | frozenset(
+    # The light words of chat ("how did she get into jazz", "does she still play it",
+    # "is she big tho"): they name no topic, and absent from a seed they made a
+    # fan's paraphrase look like a question the seeds cannot answer.
+    "get gets got getting go goes going went gone make makes made really just like "
+    "so very much kind sort thing things stuff anything something though tho".split()
 )
 # Words that end the answer-type phrase: "What is...", "Which of her...".
 _NOT_ANSWER_TYPE = QUESTION_STOPWORDS | frozenset(
@@ -101,6 +107,24 @@ def strip_request_frame(question: str) -> str:
     return inner if any(ch.isalnum() for ch in inner) else question
 
 
+# How fans spell in a chat box, written out: "wat kind of music dose she make",
+# "wher does she get ideas". Only forms that are no English word of their own.
+_CHAT_SPELLINGS = {
+    "u": "you", "ur": "your", "wat": "what", "wats": "what's", "whats": "what's", "waht": "what",
+    "wht": "what", "wher": "where", "whos": "who's", "hows": "how's", "shes": "she's", "hes": "he's",
+    "pls": "please", "plz": "please", "smth": "something", "sth": "something", "cuz": "because",
+    "coz": "because", "gonna": "going to", "wanna": "want to", "kinda": "kind of",
+    "dont": "don't", "doesnt": "doesn't", "didnt": "didn't", "isnt": "isn't", "wasnt": "wasn't",
+    "cant": "can't", "wont": "won't", "im": "I'm", "ive": "I've", "abt": "about", "bout": "about",
+}
+_CHAT_WORD = re.compile(r"\b(" + "|".join(sorted(_CHAT_SPELLINGS, key=len, reverse=True)) + r")\b", re.I)
+
+
+def plain_spelling(question: str) -> str:
+    """Chat spellings written out: "wat does u know abt her" -> "what does you know about her"."""
+    return _CHAT_WORD.sub(lambda m: _CHAT_SPELLINGS[m.group(1).lower()], question)
+
+
 def clean_question(text: str) -> str:
     """The question as the bot reads it: normalised, without markup or a polite frame."""
     return strip_request_frame(normalize_question(text))
@@ -153,10 +177,77 @@ def answer_type_words(question: str) -> frozenset[str]:
 
 
 @dataclass(frozen=True)
+class Artist:
+    """Who "she" and "her" are in a bot about one artist."""
+
+    #: The name the documents call her by most ("Sezim" for "Sezim Baktybekova").
+    called: str
+    #: Every word of her name, lower case. In a bot about her they name no
+    #: topic, like "she": "Where is Sezim from?" is searched as "Where is she from?".
+    name_words: frozenset[str]
+
+
+# "she", "herself", "hers", and "her" with the word after it: "her" before a
+# noun is a possessive ("her album" -> "Sezim's album"); before a function
+# word or at the end it is an object ("who taught her to" -> "who taught Sezim to").
+_SHE = re.compile(r"\b(she|herself|hers)\b", re.I)
+_HER = re.compile(r"\bher\b(?:(?=[ \t]+(\w+)))?", re.I)
+_NOT_A_NOUN = frozenset(
+    "to the a an and or but in on at of for with from about by as into up out over after before than so "
+    "anything something anyone everything more most all again too very now back there then when while "
+    "if that this is was".split()
+)
+
+
+def refer_to_artist(question: str, artist: Artist) -> str:
+    """Read "she" and "her" as the artist: "Where is she from?" -> "Where is Sezim from?"."""
+
+    def her(match: re.Match) -> str:
+        following = match.group(1)
+        possessive = following is not None and following.lower() not in _NOT_A_NOUN
+        return artist.called + "'s" if possessive else artist.called
+
+    def she(match: re.Match) -> str:
+        return artist.called + "'s" if match.group(1).lower() == "hers" else artist.called
+
+    return _SHE.sub(she, _HER.sub(her, question))
+
+
+def artist_as_pronoun(question: str, artist: Artist) -> str:
+    """Read the artist's name as "she": "Is Sezim married?" -> "Is she married?".
+
+    Every sentence of a biography names her, so her name makes any question
+    resemble all of them; whether the documents answer is judged without it.
+    """
+    names = "|".join(re.escape(w) for w in sorted(artist.name_words, key=len, reverse=True))
+    pattern = re.compile(rf"(?:(\w+)\s+)?\b(?:{names})(?:\s+(?:{names}))*\b(['’]s\b)?", re.I)
+
+    def pronoun(match: re.Match) -> str:
+        before = match.group(1)
+        if match.group(2):
+            word = "her"
+        elif before is None or before.lower() in _BEFORE_SUBJECT:
+            word = "she"  # "Where is Sezim from?", "Sezim grew up..."
+        else:
+            word = "her"  # "Who taught Sezim?"
+        return f"{before} {word}" if before is not None else word
+
+    return pattern.sub(pronoun, question)
+
+
+# Words after which a name is the subject: "is Sezim", "did Sezim", "when Sezim".
+_BEFORE_SUBJECT = frozenset(
+    "is was does did has had can could will would should may might where when how why what who which whom whose "
+    "and but that if while".split()
+)
+
+
+@dataclass(frozen=True)
 class Query:
     """A question ready for retrieval."""
 
-    #: The question as asked (normalised).
+    #: The question as the bot reads it: normalised, typos mended, "she" and
+    #: "her" read as the artist.
     question: str
     #: The fan's previous question when this one is a follow-up that leans
     #: on it ("Was it successful?"); it is searched for too, with less weight.
@@ -165,27 +256,50 @@ class Query:
     wants: str | None
     #: Words naming the kind of thing asked for ("cause" in "What cause...?").
     answer_type: frozenset[str] = frozenset()
+    #: The artist "she" and "her" were read as, if the bot knows her.
+    artist: Artist | None = None
+
+    @property
+    def name_words(self) -> frozenset[str]:
+        """Words that are not search terms in this bot: the artist's name."""
+        return self.artist.name_words if self.artist is not None else frozenset()
+
+    def judged(self, text: str) -> str:
+        """``text`` (the question or the one it follows) as the refusal is judged: her name read as "she"."""
+        return artist_as_pronoun(text, self.artist) if self.artist is not None and self.artist.name_words else text
 
 
 def build_query(
-    question: str, history: list[dict] | None = None, spell: Callable[[str], str] | None = None
+    question: str,
+    history: list[dict] | None = None,
+    spell: Callable[[str], str] | None = None,
+    artist: Artist | None = None,
 ) -> Query:
     """Turn a question, already read by :func:`clean_question`, and the chat so far into a :class:`Query`.
 
     A follow-up such as "Was it successful?" names nothing the seeds can be
     searched for, so the fan's previous question is searched along with it.
-    ``spell``, when given, mends typos in both (see :func:`bot.spelling.correct_typos`).
+    ``spell``, when given, mends typos in both (see :func:`bot.spelling.correct_typos`);
+    with ``artist``, "she" and "her" in both are read as her.
     """
+    question = plain_spelling(question)
     previous = _last_user_message(history)
+    previous = plain_spelling(previous) if previous else previous
     if spell is not None:
         question = spell(question)
         previous = spell(previous) if previous else previous
     follow_up_of = previous if previous and _is_follow_up(question) else None
+    if artist is not None:
+        # Every mention of her, by pronoun or by any part of her name, in one form.
+        question = refer_to_artist(artist_as_pronoun(question, artist), artist)
+        if follow_up_of:
+            follow_up_of = refer_to_artist(artist_as_pronoun(follow_up_of, artist), artist)
     return Query(
         question=question,
         follow_up_of=follow_up_of,
         wants=wanted_answer(question),
         answer_type=answer_type_words(question),
+        artist=artist,
     )
 
 

@@ -11,19 +11,39 @@ of answer the question wants (a date for "when", a number for "how many").
 
 from __future__ import annotations
 
+import re
+import threading
 from dataclasses import dataclass
 
 import faiss
 import numpy as np
 import Stemmer
+from bm25s.stopwords import STOPWORDS_EN
 
 from .config import Config
 from .embed import Embedder
 from .index import APPROXIMATE_INDEX, LoadedIndex, lexical_tokens
 from .query import QUESTION_STOPWORDS, Query, build_query, clean_question, offers, words
+from .wordforms import load_word_forms, other_forms
 
 #: Share of sentences above which a term counts as ubiquitous (see unknown_terms).
 _UBIQUITOUS = 0.25
+# A word as bm25s's tokenizer splits it.
+_TOKEN = re.compile(r"(?u)\b\w\w+\b")
+
+
+@dataclass(frozen=True)
+class Term:
+    """One BM25 term of a question, with the stems of its word's other forms."""
+
+    #: The stemmed word ("grew").
+    stem: str
+    #: Stems of the word's other forms ("grow"), which count for it at less weight.
+    forms: frozenset[str] = frozenset()
+
+    def within(self, stems: set[str]) -> bool:
+        """Whether ``stems`` hold this term in any of its forms."""
+        return self.stem in stems or not self.forms.isdisjoint(stems)
 
 @dataclass(frozen=True)
 class Passage:
@@ -120,30 +140,87 @@ class Retriever:
         self._sample_context = np.ascontiguousarray(index.sample_context_vectors, dtype=np.float32)
         #: Plain lower-case words that occur in the seeds (supports ``in`` and ``a_set - words``).
         self.words = self._lexical.words
+        # The last questions' vectors and terms: judging a question asks for them again.
+        self._recent: dict[str, np.ndarray] = {}
+        self._recent_terms: dict[tuple[str, frozenset[str]], list[Term]] = {}
+        self._recent_lock = threading.Lock()
         self._search_params = None
+        load_word_forms()  # once per process, so that no fan's question waits for it
         if index.index_type == APPROXIMATE_INDEX:
             self._search_params = faiss.SearchParametersHNSW(efSearch=max(config.hnsw_ef_search, config.candidates))
 
     def _tokens(self, texts: list[str]) -> list[list[str]]:
         return lexical_tokens(texts, self._stemmer)
 
-    def _question_tokens(self, text: str) -> list[str]:
-        """The BM25 terms of a question, without its syntax (QUESTION_STOPWORDS)."""
-        return [t for t in self._tokens([text])[0] if t not in self._question_stopwords]
+    def question_terms(self, text: str, leave_out: frozenset[str] = frozenset()) -> list[Term]:
+        """The BM25 terms of a question, without its syntax (QUESTION_STOPWORDS) or the words ``leave_out``.
 
-    def signals(self, text: str) -> Signals:
-        """The four raw signals of ``text`` against every sentence, plus dense candidates."""
-        vector = self.embedder.encode_question(text)
+        Each comes with the stems of its word's other forms (see
+        :func:`bot.wordforms.other_forms`), stopwords left out.
+        """
+        key = (text, leave_out)
+        cached = self._recent_terms.get(key)
+        if cached is not None:
+            return cached
+        terms = self._question_terms(text, leave_out)
+        with self._recent_lock:
+            self._recent_terms[key] = terms
+            while len(self._recent_terms) > 16:
+                self._recent_terms.pop(next(iter(self._recent_terms)))
+        return terms
+
+    def _question_terms(self, text: str, leave_out: frozenset[str]) -> list[Term]:
+        ignored = self._question_stopwords | set(self._stemmer.stemWords(sorted(leave_out))) if leave_out else None
+        stems = [t for t in self._tokens([text])[0] if t not in (ignored or self._question_stopwords)]
+        if not stems:
+            return []
+        forms: dict[str, set[str]] = {}
+        for word in _TOKEN.findall(text.lower()):
+            stem = self._stemmer.stemWord(word)
+            if stem in stems and stem not in forms:
+                other = [f for f in other_forms(word) if f not in STOPWORDS_EN]
+                forms[stem] = set(self._stemmer.stemWords(other)) - {stem}
+        return [Term(stem, frozenset(forms.get(stem, ()))) for stem in stems]
+
+    def _vector(self, text: str) -> np.ndarray:
+        """The embedding of one question text; the last few are kept, as judging asks again."""
+        vector = self._recent.get(text)
+        if vector is None:
+            vector = self.embedder.encode_question(text)
+            vector.flags.writeable = False
+            with self._recent_lock:
+                self._recent[text] = vector
+                while len(self._recent) > 16:
+                    self._recent.pop(next(iter(self._recent)))
+        return vector
+
+    def signals(self, text: str, leave_out: frozenset[str] = frozenset(), plain: str | None = None) -> Signals:
+        """The four raw signals of ``text`` against every sentence, plus dense candidates.
+
+        With ``plain`` (the text with the artist's name read as "she", see
+        ``Query.judged``), the dense side reads both: her name ties the
+        question to the sentences about her, "she" to the sentences that say
+        "she"; fans' questions found their sentence more often by the two together.
+        """
+        vector = self._vector(text)
+        if plain is not None and plain != text:
+            weight = self.config.ranking.artist_name
+            both = weight * vector + (1.0 - weight) * self._vector(plain)
+            vector = both / max(float(np.linalg.norm(both)), 1e-12)
         n = min(self.config.candidates, len(self.index))
         if self._search_params is None:
             _, dense_rows = self.index.faiss_index.search(vector[None, :], n)
         else:
             _, dense_rows = self.index.faiss_index.search(vector[None, :], n, params=self._search_params)
-        tokens = self._question_tokens(text)
-        if tokens:
-            terms = self._lexical.term_ids(tokens)
-            lexical = self._lexical.scores("text", terms)
-            context_lexical = self._lexical.scores("context", terms)
+        terms = self.question_terms(text, leave_out)
+        if terms:
+            stems = [t.stem for t in terms]
+            forms = sorted({f for t in terms for f in t.forms} - set(stems))
+            ids = self._lexical.term_ids(stems)
+            form_ids = self._lexical.term_ids(forms) if self.config.ranking.word_forms else []
+            weights = [1.0] * len(ids) + [self.config.ranking.word_forms] * len(form_ids)
+            lexical = self._lexical.scores("text", ids + form_ids, weights)
+            context_lexical = self._lexical.scores("context", ids + form_ids, weights)
         else:
             lexical = context_lexical = np.zeros(len(self.index), dtype=np.float32)
         return Signals(
@@ -177,8 +254,13 @@ class Retriever:
         ``Ranking.follow_up`` weight, so "it" finds what the chat was about.
         """
         ranking = self.config.ranking
-        signals = self.signals(query.question)
-        earlier = self.signals(query.follow_up_of) if query.follow_up_of else None
+        if query.follow_up_of:
+            # A follow-up is tied to its sentences by the question it leans on;
+            # her name would pull it towards whichever sentence names her.
+            signals = self.signals(query.judged(query.question), query.name_words)
+            earlier = self.signals(query.judged(query.follow_up_of), query.name_words)
+        else:
+            signals, earlier = self.signals(query.question, query.name_words, query.judged(query.question)), None
         rows = np.unique(signals.rows if earlier is None else np.concatenate([signals.rows, earlier.rows]))
         fused, dense, context_dense, lexical, context_lexical = self._fused(signals, rows)
         if earlier is not None:
@@ -204,21 +286,22 @@ class Retriever:
 
     def dense_scores(self, text: str, rows: list[int]) -> tuple[np.ndarray, np.ndarray]:
         """Cosines of ``text`` with the given sentences and with their windows."""
-        vector = self.embedder.encode_question(text)
+        vector = self._vector(text)
         return self.index.vectors[rows] @ vector, self.index.context_vectors[rows] @ vector
 
-    def unknown_terms(self, text: str) -> tuple[list[str], list[str]]:
-        """The informative terms of ``text`` that the seeds never use, and all its informative terms.
+    def unknown_terms(self, text: str, leave_out: frozenset[str] = frozenset()) -> tuple[list[Term], list[Term]]:
+        """The informative terms of ``text`` that the seeds never use (in any form), and all its informative terms.
 
         Terms are stemmed, without stopwords; a term found in more than
         ``_UBIQUITOUS`` of the sentences (the artist's name, say) tells
         nothing about whether the seeds cover the question, so it is left out.
         """
         limit = _UBIQUITOUS * len(self.index)
-        tokens = self._question_tokens(text)
-        frequency = {t: self._lexical.document_frequency(t) for t in set(tokens)}
-        terms = [t for t in tokens if frequency[t] <= limit]
-        return [t for t in terms if frequency[t] == 0], terms
+        terms = [t for t in self.question_terms(text, leave_out) if self._lexical.document_frequency(t.stem) <= limit]
+        unknown = [
+            t for t in terms if not any(self._lexical.document_frequency(s) for s in (t.stem, *sorted(t.forms)))
+        ]
+        return unknown, terms
 
     def terms(self, text: str) -> set[str]:
         """The BM25 terms of ``text``: lower-cased, stopwords out, stemmed."""

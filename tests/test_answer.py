@@ -167,10 +167,10 @@ def test_a_100kb_question_is_handled_quickly(sezim_bot):
 STRANGE = [
     ("Who taught Sezim\x00 to play the\x07 dombra?\x1b[31m", "answer", "grandmother"),
     ("Who taught Sezim to play the dombra?\u200b\u202e\u2066", "answer", "grandmother"),
-    ("من علّم سزيم العزف على الدومبرا؟", "refusal", None),
-    ("מי לימד את סזים לנגן?", "refusal", None),
-    ("Сезимге домбыра тартуды кім үйретті?", "refusal", None),
-    ("谁教Sezim弹冬不拉？", "refusal", None),
+    ("من علّم سزيم العزف على الدومبرا؟", "other_language", None),
+    ("מי לימד את סזים לנגן?", "other_language", None),
+    ("Сезимге домбыра тартуды кім үйретті?", "other_language", None),
+    ("谁教Sezim弹冬不拉？", "other_language", None),
     ("🎤🎶 Who taught Sezim to play the dombra? 🪕✨", "answer", "grandmother"),
     ("👩‍👧 ❤️", "invalid", None),
     ("<script>alert('x')</script> Who taught Sezim to play the dombra?", "answer", "grandmother"),
@@ -248,9 +248,17 @@ def test_misspelt_seed_words_get_the_same_answer(sezim_bot, typed, meant):
     assert [p.start for p in sezim_bot.retrieve(typed)] == [p.start for p in sezim_bot.retrieve(meant)]
 
 
-@pytest.mark.parametrize("question", ["Is Sezim maried?", "Does she play the pianno?", "What did she love about jazz?"])
-def test_mending_typos_never_turns_a_word_into_a_seed_word_it_is_not(sezim_bot, question):
-    assert sezim_bot.read(question).question == question
+@pytest.mark.parametrize(
+    "question, word",
+    [
+        ("Is Sezim maried?", "maried"),
+        ("Does she play the pianno?", "pianno"),
+        ("What did she love about jazz?", "love"),
+    ],
+)
+def test_mending_typos_never_turns_a_word_into_a_seed_word_it_is_not(sezim_bot, question, word):
+    read = sezim_bot.read(question).question
+    assert word in read.split() or f"{word}?" in read.split()
 
 
 def test_a_question_naming_the_kind_of_answer_is_answered(sezim_bot):
@@ -312,3 +320,64 @@ def test_module_level_api_uses_the_environment(tmp_path, monkeypatch):
         assert bot_package.retrieve(DOMBRA, k=1)[0].source == SEZIM_FILE
     finally:
         bot_package.default_bot.cache_clear()
+
+
+#: A biography written here, and a persona that names its artist.
+MIRA_SEED = (
+    "Mira Sato is a cellist from Sapporo, in the north of Japan. "
+    "Her teacher at the conservatory was the cellist Ken Ito. "
+    "Her first album, Snow Country, won the Critics' Prize in 2020. "
+    "She now lives in Berlin and plays with the Spree Quartet."
+)
+
+
+@pytest.fixture(scope="module")
+def mira_bot(tmp_path_factory, embedder):
+    from bot import Bot, Config
+
+    base = tmp_path_factory.mktemp("mira")
+    (base / "seeds").mkdir()
+    (base / "seeds" / "mira.txt").write_text(MIRA_SEED, encoding="utf-8")
+    (base / "seeds" / "persona.toml").write_text('artist_name = "Mira Sato"\n', encoding="utf-8")
+    bot = Bot(Config(seeds_dir=base / "seeds", index_dir=base / "index"), embedder=embedder)
+    bot.ensure_index()
+    return bot
+
+
+@pytest.mark.parametrize(
+    "pronoun, name",
+    [
+        ("Where is she from?", "Where is Mira from?"),
+        ("Who was her teacher?", "Who was Mira's teacher?"),
+        ("what is her first album called", "what is Mira Sato's first album called"),
+    ],
+)
+def test_she_and_her_mean_the_artist(mira_bot, pronoun, name):
+    by_pronoun, by_name = mira_bot.answer(pronoun), mira_bot.answer(name)
+    assert by_pronoun.to_dict() == by_name.to_dict()
+
+
+def test_where_is_she_from_is_answered_from_where_she_is_from(mira_bot):
+    reply = mira_bot.answer("Where is she from?")
+    assert reply.kind == "answer" and "Sapporo" in reply.text
+
+
+def test_an_artist_name_the_seeds_never_use_is_not_read_into_she(tmp_path, make_bot):
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    (seeds / "mira.txt").write_text(MIRA_SEED, encoding="utf-8")
+    (seeds / "persona.toml").write_text('artist_name = "Someone Else"\n', encoding="utf-8")
+    bot = make_bot(seeds, tmp_path / "index")
+    assert bot.read("Where is she from?").question == "Where is she from?"
+
+
+def test_chat_spelling_gets_the_written_answer(sezim_bot):
+    chat, written = sezim_bot.answer("whats her debut album called"), sezim_bot.answer("what's her debut album called")
+    assert chat.kind == "answer" and "Steppes and Sighs" in chat.text
+    assert [p.start for p in chat.citations] == [p.start for p in written.citations]
+
+
+def test_chat_words_do_not_turn_a_question_into_one_the_seeds_cannot_answer(sezim_bot):
+    # "get" and "tho" are in no seed; they name no topic either.
+    reply = sezim_bot.answer("how did she get into jazz tho")
+    assert reply.kind == "answer" and "Billie Holiday" in reply.text, reply.text

@@ -198,10 +198,23 @@ def test_chopin_eval_is_consistent_and_grounded(tmp_path, embedder):
 #: Accuracy may move by a question or two across CPUs (near-ties), hence the
 #: small tolerance; the targets themselves are hard floors.
 RESULTS_TABLE = {
-    "chopin": {"answerable_accuracy": 0.798, "off_topic_refusal_rate": 0.995, "false_refusal_rate": 0.007},
-    "zelda": {"answerable_accuracy": 0.762, "off_topic_refusal_rate": 1.000, "false_refusal_rate": 0.037},
+    "chopin": {"answerable_accuracy": 0.801, "off_topic_refusal_rate": 0.990, "false_refusal_rate": 0.003},
+    "zelda": {
+        "answerable_accuracy": 0.771, "off_topic_refusal_rate": 1.000, "false_refusal_rate": 0.023,
+        "unanswerable_refusal_rate": 0.069,
+    },
     "sezim": {"answerable_accuracy": 0.950, "off_topic_refusal_rate": 1.000, "false_refusal_rate": 0.050},
+    "fans-sezim": {
+        "answerable_accuracy": 0.431, "off_topic_refusal_rate": 0.933, "false_refusal_rate": 0.431,
+        "unanswerable_refusal_rate": 0.800,
+    },
+    "kairat-band": {
+        "answerable_accuracy": 0.644, "off_topic_refusal_rate": 0.400, "false_refusal_rate": 0.044,
+        "unanswerable_refusal_rate": 0.125,
+    },
 }
+#: The sets whose issue targets the default settings already meet.
+SQUAD_SETS = {"chopin", "zelda"}
 
 
 @needs_shared
@@ -216,6 +229,8 @@ def test_default_settings_reproduce_the_results_table(name, tmp_path, embedder):
     assert report["answerable_accuracy"] >= expected["answerable_accuracy"] - 0.01, "\n".join(wrong[:20])
     assert report["off_topic_refusal_rate"] >= expected["off_topic_refusal_rate"] - 0.01
     assert report["false_refusal_rate"] <= expected["false_refusal_rate"] + 0.01
+    if "unanswerable_refusal_rate" in expected:
+        assert report["unanswerable_refusal_rate"] >= expected["unanswerable_refusal_rate"] - 0.01
     assert report["mean_answer_words"] <= 45
-    if name != "sezim":  # the issue's targets for the SQuAD sets
+    if name in SQUAD_SETS:  # the issue's targets for the SQuAD sets
         assert report["off_topic_refusal_rate"] >= 0.95 and report["false_refusal_rate"] <= 0.05

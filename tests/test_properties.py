@@ -14,11 +14,13 @@ from __future__ import annotations
 import json
 import re
 import string
+import typing
 
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from bot import Answer
+from bot.answer import AnswerKind
 
 from conftest import SEEDS, SEZIM_FILE, assert_quoted_verbatim
 
@@ -127,14 +129,15 @@ def persona_lines(bot) -> set[str]:
         persona.say(persona.thanks),
         persona.say(persona.goodbye),
         persona.say(persona.about),
+        *(persona.language_line(language) for language in (*persona.languages, "another")),
     }
 
 
 def assert_valid_and_grounded(bot, reply) -> None:
     assert isinstance(reply, Answer)
     assert isinstance(reply.text, str) and reply.text.strip()
-    assert reply.kind in {"answer", "refusal", "small_talk", "invalid"}
-    assert reply.refused is (reply.kind in {"refusal", "invalid"})
+    assert reply.kind in typing.get_args(AnswerKind)
+    assert reply.refused is (reply.kind in {"refusal", "invalid", "other_language"})
     assert reply.confidence is None or 0.0 <= reply.confidence <= 1.0
     json.dumps(reply.to_dict())
     if reply.kind == "answer":

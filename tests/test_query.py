@@ -5,10 +5,13 @@ from __future__ import annotations
 import pytest
 
 from bot.query import (
+    Artist,
     answer_type_words,
     build_query,
     clean_question,
     normalize_question,
+    plain_spelling,
+    refer_to_artist,
     strip_request_frame,
     wanted_answer,
 )
@@ -95,3 +98,49 @@ def test_a_follow_up_carries_the_previous_question():
 def test_polite_frames_are_taken_off_the_question(framed, inner):
     assert strip_request_frame(framed) == inner
     assert build_query(clean_question(framed)).question == inner
+
+
+ARTIST = Artist(called="Sezim", name_words=frozenset({"sezim", "baktybekova"}))
+
+
+@pytest.mark.parametrize(
+    "question, read",
+    [
+        ("Where is she from?", "Where is Sezim from?"),
+        ("what country is she from", "what country is Sezim from"),
+        ("did her grandma teach her anything", "did Sezim's grandma teach Sezim anything"),
+        ("who got her into music", "who got Sezim into music"),
+        ("Who taught her?", "Who taught Sezim?"),
+        ("is this album hers", "is this album Sezim's"),
+        ("Where did Shelly study?", "Where did Shelly study?"),
+    ],
+)
+def test_she_and_her_are_the_artist(question, read):
+    assert refer_to_artist(question, ARTIST) == read
+
+
+def test_a_query_reads_she_as_the_artist_in_the_question_and_the_one_it_follows():
+    history = [{"role": "user", "content": "What is her debut album called?"}]
+    query = build_query("Was it a success for her?", history, artist=ARTIST)
+    assert query.question == "Was it a success for Sezim?"
+    assert query.follow_up_of == "What is Sezim's debut album called?"
+    assert query.name_words == {"sezim", "baktybekova"}
+    assert build_query("Where is she from?").question == "Where is she from?"  # no artist, no reading
+
+
+@pytest.mark.parametrize(
+    "typed, plain",
+    [
+        ("wat kind of music does she make", "what kind of music does she make"),
+        ("wher does she get ideas for her songs", "where does she get ideas for her songs"),
+        ("has she forgotten where shes from", "has she forgotten where she's from"),
+        ("whats her first album called", "what's her first album called"),
+        ("can u tell me abt her", "can you tell me about her"),
+        # Not chat spellings: a name with a digit, a word that merely contains one.
+        ("Is U2 her favourite band?", "Is U2 her favourite band?"),
+        ("What was she wearing in Bucharest?", "What was she wearing in Bucharest?"),
+    ],
+)
+def test_chat_spellings_are_written_out(typed, plain):
+    assert plain_spelling(typed) == plain
+    assert build_query(typed).question == plain

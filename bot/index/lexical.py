@@ -62,13 +62,15 @@ class LexicalIndex:
         position = self.terms.position(token)
         return int(self._frequency[position]) if position >= 0 else 0
 
-    def scores(self, field: str, term_ids: list[int]) -> np.ndarray:
-        """BM25 score of every document for the query terms (bm25s's ``get_scores``)."""
+    def scores(self, field: str, term_ids: list[int], weights: list[float] | None = None) -> np.ndarray:
+        """BM25 score of every document for the query terms (bm25s's ``get_scores``), each term times its weight."""
         data, docs, indptr = self._matrices[field]
         scores = np.zeros(self.num_docs, dtype=np.float32)
-        for term in term_ids:
+        for i, term in enumerate(term_ids):
             start, end = int(indptr[term]), int(indptr[term + 1])
-            np.add.at(scores, docs[start:end], data[start:end])
+            weight = 1.0 if weights is None else weights[i]
+            column = data[start:end] if weight == 1.0 else data[start:end] * np.float32(weight)
+            np.add.at(scores, docs[start:end], column)
         return scores
 
     @classmethod

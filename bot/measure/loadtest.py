@@ -53,7 +53,7 @@ QUESTIONS: list[tuple[str, list[dict] | None]] = [
     ("Сезимге домбыра тартуды кім үйретті? 🎶", None),
     ("?!?!", None),
 ]
-VALID_KINDS = {"answer", "refusal", "small_talk", "invalid", "rate_limited"}
+VALID_KINDS = {"answer", "refusal", "small_talk", "invalid", "other_language", "rate_limited"}
 
 
 @dataclass
