@@ -24,11 +24,16 @@ from .ingest.blocks import QUOTABLE
 #: Sentences longer than this many words are cut into pieces of about this
 #: size, so that one run-on sentence or list never becomes a huge answer.
 MAX_SENTENCE_WORDS = 80
+#: ... and pieces longer than this many characters (a run with no spaces, such
+#: as a pasted URL list or a corrupt file) by characters: an answer is a quote
+#: a fan reads, never a wall of text.
+MAX_SENTENCE_CHARS = 1000
 
 #: Names the chunking by what it does, for the index's settings: a change here
 #: (or in how documents are read) must re-chunk every seed, not only the edited ones.
 SPLITTER = (
-    f"syntok, numbering abbreviations kept; headings and questions apart, answers carry their question; {EXTRACTION}"
+    "syntok, numbering abbreviations kept; headings and questions apart, answers carry their question; "
+    f"pieces of at most {MAX_SENTENCE_CHARS} characters; {EXTRACTION}"
 )
 
 # Abbreviations that introduce a number ("Op. 58", "Nos. 1 and 2", "Vol. 2",
@@ -91,13 +96,28 @@ def sentence_spans(text: str, start: int, end: int) -> list[tuple[int, int]]:
 
 
 def _split_long(block: str, start: int, end: int) -> list[tuple[int, int]]:
-    """Cut a sentence of more than MAX_SENTENCE_WORDS words at word boundaries."""
+    """Cut a sentence of more than MAX_SENTENCE_WORDS words at word boundaries, and any piece
+    still over MAX_SENTENCE_CHARS characters (a pasted run with no spaces) by characters."""
     words = [(i, i + len(w)) for i, w in _word_spans(block, start, end)]
     if len(words) <= MAX_SENTENCE_WORDS:
-        return [(start, end)]
-    pieces = -(-len(words) // MAX_SENTENCE_WORDS)
-    size = -(-len(words) // pieces)
-    return [(words[i][0], words[min(i + size, len(words)) - 1][1]) for i in range(0, len(words), size)]
+        spans = [(start, end)]
+    else:
+        pieces = -(-len(words) // MAX_SENTENCE_WORDS)
+        size = -(-len(words) // pieces)
+        spans = [(words[i][0], words[min(i + size, len(words)) - 1][1]) for i in range(0, len(words), size)]
+    return [piece for s, e in spans for piece in _split_by_characters(block, s, e)]
+
+
+def _split_by_characters(block: str, start: int, end: int) -> list[tuple[int, int]]:
+    """``(start, end)``, or pieces of at most MAX_SENTENCE_CHARS cut at the last space before the limit."""
+    pieces = []
+    while end - start > MAX_SENTENCE_CHARS:
+        cut = block.rfind(" ", start + 1, start + MAX_SENTENCE_CHARS + 1)
+        cut = cut if cut > start else start + MAX_SENTENCE_CHARS
+        pieces.append(_trimmed(block, start, cut))
+        start = _trimmed(block, cut, end)[0]
+    pieces.append((start, end))
+    return [(s, e) for s, e in pieces if e > s]
 
 
 def _word_spans(block: str, start: int, end: int):

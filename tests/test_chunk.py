@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from bot.chunk import MAX_SENTENCE_WORDS, chunk_seed, clean
+from bot.chunk import MAX_SENTENCE_CHARS, MAX_SENTENCE_WORDS, chunk_seed, clean
 from bot.ingest import load_seeds
 
 from conftest import SEEDS, SEZIM_FILE, assert_quoted_verbatim
@@ -100,6 +100,16 @@ def test_run_on_sentences_are_cut_at_word_boundaries(tmp_path):
     assert len(pieces) == 3  # 193 words: three pieces of about 65
     assert pieces[0].text.startswith("A list of word0,") and pieces[-1].text.endswith("word189.")
     assert " ".join(c.text for c in chunks).split() == text.split()
+
+
+def test_a_huge_word_is_cut_into_pieces_a_fan_can_read(tmp_path):
+    huge = "x" * 200_000
+    text = f"Sezim sang in Almaty.\n\nThe archive: {huge} was pasted here.\n\nThe end."
+    seed, chunks = chunks_of(tmp_path, "huge.txt", text)
+    assert max(len(c.text) for c in chunks) <= MAX_SENTENCE_CHARS
+    assert all(seed.text[c.start : c.end] == c.text for c in chunks)  # still verbatim at its offsets
+    assert "".join(c.text for c in chunks if "x" in c.text).count("x") == 200_000
+    assert chunks[0].text == "Sezim sang in Almaty." and chunks[-1].text == "The end."
 
 
 def test_numbering_abbreviations_do_not_end_a_sentence(tmp_path):
