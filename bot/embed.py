@@ -34,7 +34,7 @@ import numpy as np
 
 from .backend import DEFAULT_ALIASES, resolve_model
 from .backend.onnx import EXACT, QUANTISED, OnnxEncoder, unit_rows
-from .backend.onnx_export import ensure_onnx_export, is_unsupported
+from .backend.onnx_export import ensure_onnx_export, ensure_quantised, is_unsupported
 from .backend.sentence_transformers import dimension_of, load_sentence_transformer
 from .config import DEFAULT_MODEL, DOCUMENT_PRECISIONS, Config
 
@@ -145,7 +145,7 @@ class Embedder:
         try:
             if self._folder is None:  # found once: both variants come from the same export
                 self._folder = ensure_onnx_export(self.model_name, self.config.onnx_cache_dir)
-            if variant != EXACT and not (self._folder / variant).is_file():
+            if variant != EXACT and not ensure_quantised(self._folder):
                 log.warning("No %s for %s; embedding with the exact graph instead.", variant, self.model_name)
                 self._quantised = self._load_onnx(EXACT)
                 return self._quantised

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 import bot.backend.onnx_export as onnx_export
-from bot.backend.onnx import EXACT, MAX_BATCH_TOKENS, OnnxEncoder, _batches
-from bot.backend.onnx_export import ensure_onnx_export, onnx_dir
+from bot.backend.onnx import EXACT, MAX_BATCH_TOKENS, QUANTISED, OnnxEncoder, _batches
+from bot.backend.onnx_export import ensure_onnx_export, ensure_quantised, onnx_dir
 from bot.config import DEFAULT_MODEL
 from bot.embed import Embedder
 
@@ -116,3 +116,18 @@ def test_other_pooling_modes_are_not_exported():
 
     with pytest.raises(onnx_export.ExportUnsupported):
         onnx_export._pooling_mode(Pooling(8, pooling_mode="weightedmean"))
+
+
+def test_the_int8_copy_is_made_only_when_asked_for_and_checked(tmp_path, onnx_cache):
+    exported = onnx_dir(DEFAULT_MODEL, onnx_cache)
+    folder = tmp_path / exported.name
+    folder.mkdir()
+    for name in ("meta.json", EXACT, "tokenizer.json"):  # an export as it is made: no int8 copy
+        (folder / name).write_bytes((exported / name).read_bytes())
+    assert not (folder / QUANTISED).exists()
+    assert ensure_quantised(folder) and (folder / QUANTISED).is_file()
+    meta = json.loads((folder / "meta.json").read_text())
+    assert 0.9 <= meta[f"probe_cosine_{QUANTISED}"] < 1.0  # close to the exact graph, not the same
+    made = (folder / QUANTISED).stat().st_mtime_ns
+    assert ensure_quantised(folder) and (folder / QUANTISED).stat().st_mtime_ns == made  # made once
+    assert not [p for p in folder.iterdir() if "tmp" in p.name]

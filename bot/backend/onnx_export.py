@@ -6,8 +6,9 @@ is needed for that, once) into a folder of the ONNX cache that the
 checked against sentence-transformers on probe sentences (cosine ≥
 :data:`MIN_EXPORT_COSINE`) and otherwise not used; a model that cannot be
 exported is remembered, so later runs do not try again. An int8-quantised
-copy is kept too: faster, within about 0.99 cosine, but it can swap
-near-tied answers, so it is used only when asked for, for the seeds only.
+copy (:func:`ensure_quantised`) is made the first time it is asked for:
+faster, within about 0.99 cosine, but it can swap near-tied answers, so it
+is used only when asked for, for the seeds only.
 The exported files are run by :mod:`bot.backend.onnx`.
 """
 
@@ -21,7 +22,7 @@ import os
 import shutil
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -187,7 +188,8 @@ def _export(name: str, work: Path) -> None:
         raise ExportUnsupported(
             f"its ONNX vectors differ from sentence-transformers' (cosine {meta[f'probe_cosine_{EXACT}']:.4f})"
         )
-    _quantise(name, work, probe, meta)
+    # The int8 copy is made only when it is asked for (ensure_quantised): most
+    # bots never use it, and quantising adds seconds to every first start.
     (work / "meta.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
 
 
@@ -267,27 +269,54 @@ def _trace(parts: _Exportable, raw: Path) -> None:
             config._attn_implementation = previous
 
 
-def _quantise(name: str, work: Path, probe: Callable[[str], float], meta: dict) -> None:
-    """Add the int8 copy of the exact graph to ``work``, when it can be made (it is optional)."""
-    try:  # optional: only the "int8" document precision uses it
-        import onnx
-        from onnxruntime.quantization import QuantType, quantize_dynamic
+def ensure_quantised(folder: Path) -> bool:
+    """Add the int8 copy of the exact graph to an export ``folder``, once; False when it cannot be made.
 
-        # onnxruntime advises (on the root logger) a pre-processing step that
-        # is for static image models; it means nothing to the artist's team.
-        root, level = logging.getLogger(), logging.getLogger().level
-        root.setLevel(logging.ERROR)
+    Only the "int8" document precision uses it. Its vectors are checked
+    against the exact graph's (which match sentence-transformers') on the
+    probe sentences, and the cosine is recorded in ``meta.json``.
+    """
+    if (folder / QUANTISED).is_file():
+        return True
+    with _export_lock(folder):
+        if (folder / QUANTISED).is_file():  # another process made it while we waited
+            return True
+        work = folder / f".{QUANTISED}.tmp-{os.getpid()}"
         try:
-            quantize_dynamic(
-                str(work / EXACT), str(work / QUANTISED), per_channel=True, weight_type=QuantType.QInt8,
-                extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+            _quantise(folder / EXACT, work)
+            meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+            exact = OnnxEncoder(folder, EXACT, meta=meta).encode(PROBES, batch_size=4)
+            os.replace(work, folder / QUANTISED)
+            quantised = OnnxEncoder(folder, QUANTISED, meta=meta).encode(PROBES, batch_size=4)
+            meta[f"probe_cosine_{QUANTISED}"] = round(
+                float(np.sum(unit_rows(quantised) * unit_rows(exact), axis=1).min()), 6
             )
-        finally:
-            root.setLevel(level)
-        meta[f"probe_cosine_{QUANTISED}"] = probe(QUANTISED)
-    except Exception as error:  # noqa: BLE001
-        log.info("No int8 copy of %s (%s); the exact graph serves every use.", name, error)
-        (work / QUANTISED).unlink(missing_ok=True)
+            staged = folder / f".meta.json.tmp-{os.getpid()}"
+            staged.write_text(json.dumps(meta, indent=1), encoding="utf-8")
+            os.replace(staged, folder / "meta.json")
+            return True
+        except Exception as error:  # noqa: BLE001 - optional: the exact graph serves every use
+            log.info("No int8 copy of the model in %s (%s); the exact graph serves every use.", folder, error)
+            work.unlink(missing_ok=True)
+            (folder / QUANTISED).unlink(missing_ok=True)
+            return False
+
+
+def _quantise(exact: Path, target: Path) -> None:
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    # onnxruntime advises (on the root logger) a pre-processing step that
+    # is for static image models; it means nothing to the artist's team.
+    root, level = logging.getLogger(), logging.getLogger().level
+    root.setLevel(logging.ERROR)
+    try:
+        quantize_dynamic(
+            str(exact), str(target), per_channel=True, weight_type=QuantType.QInt8,
+            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+        )
+    finally:
+        root.setLevel(level)
 
 
 def _pooling_mode(pooling) -> str:

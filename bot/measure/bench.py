@@ -38,8 +38,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from ..backend.onnx import MAX_BATCH_TOKENS, OnnxEncoder
-from ..backend.onnx_export import ensure_onnx_export
+from ..backend.onnx import MAX_BATCH_TOKENS, QUANTISED, OnnxEncoder
+from ..backend.onnx_export import ensure_onnx_export, ensure_quantised
 from ..chunk import chunk_seed
 from ..config import Config
 from ..embed import Embedder, document_precision
@@ -139,6 +139,8 @@ def _other_graph(config: Config, variant: str) -> OnnxEncoder | None:
     """The ONNX graph ``variant`` of the configured model, or None when the model has none to compare."""
     try:
         folder = ensure_onnx_export(config.model, config.onnx_cache_dir)
+        if variant == QUANTISED and not ensure_quantised(folder):
+            return None
         return OnnxEncoder(folder, variant) if (folder / variant).is_file() else None
     except (ImportError, OSError, RuntimeError, ValueError):  # the model cannot run through ONNX Runtime
         return None
