@@ -39,6 +39,7 @@ def test_unanswerable_questions_are_negatives_weighing_less_than_off_topic():
     lookalikes = [({n: 0.0 for n in FEATURES} | {"dense": 0.6 + i / 100}, "unanswerable", False) for i in range(10)]
     plain, unanswerable = fit({"set": base}), fit({"set": base + lookalikes})
     as_off_topic = fit({"set": base + [(f, "off_topic", False) for f, _, _ in lookalikes]})
+
     def confidence(fitted: dict) -> float:
         return RefusalModel(fitted["weights"], fitted["bias"], fitted["threshold"]).probability(lookalikes[5][0])
 

@@ -87,7 +87,7 @@ def fit(sets: dict[str, list[Sample]]) -> dict:
         "bias": round(float(model.intercept_[0]), 4),
     }
     scorer = RefusalModel(result["weights"], result["bias"], 0.5)
-    probabilities = {name: [scorer.probability(features) for features, _, _ in samples] for name, samples in sets.items()}
+    probabilities = {name: [scorer.probability(f) for f, _, _ in samples] for name, samples in sets.items()}
 
     def rates(threshold: float) -> dict[str, dict[str, float]]:
         out = {}
