@@ -27,6 +27,8 @@ from .guard import (
     MAX_REQUEST_BYTES,
     BodyLimit,
     LoginThrottle,
+    QueueGate,
+    QueueGuard,
     client_of,
 )
 from .ratelimit import RateLimiter
@@ -117,6 +119,9 @@ class ChatApp(gr.Blocks):
         middleware = [Middleware(BodyLimit, max_bytes=MAX_REQUEST_BYTES)]
         if kwargs.get("auth"):
             middleware.append(Middleware(LoginThrottle, limiter=RateLimiter(LOGIN_ATTEMPTS_PER_MINUTE)))
+        handlers = getattr(self, "chat_handlers", None)
+        if handlers is not None:  # over its rate limit, a client is answered at the door, not queued
+            middleware.append(Middleware(QueueGuard, gate=handlers.gate, slow_down=handlers.slow_down))
         app_kwargs = dict(kwargs.get("app_kwargs") or {})
         app_kwargs["middleware"] = [*middleware, *app_kwargs.get("middleware", [])]
         kwargs["app_kwargs"] = app_kwargs
@@ -137,16 +142,20 @@ class ChatHandlers:
         self.bot = bot
         self.status = status or IndexStatus()
         self.limiter = rate_limit if rate_limit is not None else RateLimiter(0)
-        # One log line per client a minute about its rate limit, however hard it tries.
-        self._noticed = RateLimiter(1)
+        #: The queue's door (:class:`~.guard.QueueGuard`) counts each client's waiting questions here.
+        self.gate = QueueGate(self.limiter)
+
+    def slow_down(self) -> dict:
+        """The answer to a client over its rate limit, as the API gives it."""
+        voice = self.bot.persona
+        return Answer(text=voice.say(voice.slow_down), refused=True, kind="rate_limited").to_dict()
 
     def answer(self, question: str, history: list[dict], request: gr.Request | None = None) -> Answer:
         """The bot's answer, a friendly "slow down" over the rate limit, or an apology if answering failed."""
         client = client_of(request)
+        self.gate.started(client)
         if client is not None and not self.limiter.allow(client):
-            if self._noticed.allow(client):
-                log.info("Rate limit: %s asks more than %d questions a minute; asking it to slow down.",
-                         client, self.limiter.per_minute)
+            self.gate.notice(client)
             voice = self.bot.persona
             return Answer(text=voice.say(voice.slow_down), refused=True, kind="rate_limited")
         try:
@@ -225,6 +234,7 @@ def build_app(bot: Bot, status: IndexStatus | None = None, rate_limit: RateLimit
     handlers = ChatHandlers(bot, status, rate_limit)
     persona = bot.persona
     with ChatApp(title=f"{persona.bot_name} · {persona.artist_name}", analytics_enabled=False) as app:
+        app.chat_handlers = handlers
         turns = gr.State([])
         seen_version = gr.State(-1)
 
