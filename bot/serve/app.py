@@ -21,7 +21,7 @@ import gradio as gr
 from ..answer import Answer
 from ..core import Bot
 from ..persona import Persona
-from . import gradio_fixes
+from . import connections, gradio_fixes
 from .guard import (
     LOGIN_ATTEMPTS_PER_MINUTE,
     MAX_REQUEST_BYTES,
@@ -108,7 +108,8 @@ class ChatApp(gr.Blocks):
     every Gradio version, so the lock-down is never left out.
     """
 
-    def launch(self, *args, **kwargs):
+    def launch(self, *args, connection_limits: connections.ConnectionLimits | None = None, **kwargs):
+        """Gradio's ``launch()``, locked down, guarded, and with :mod:`.connections`'s limits."""
         from starlette.middleware import Middleware
 
         kwargs.setdefault("theme", THEME)
@@ -125,7 +126,9 @@ class ChatApp(gr.Blocks):
         app_kwargs = dict(kwargs.get("app_kwargs") or {})
         app_kwargs["middleware"] = [*middleware, *app_kwargs.get("middleware", [])]
         kwargs["app_kwargs"] = app_kwargs
-        return super().launch(*args, **kwargs)
+        connections.quiet_repeated_logs()
+        with gradio_fixes.uvicorn_settings(connections.uvicorn_settings(connection_limits)):
+            return super().launch(*args, **kwargs)
 
 
 class ChatHandlers:
