@@ -188,7 +188,7 @@ class SeedWatcher:
         names = [name for name in names if name != "."] or [str(seeds)]
         log.info("Seeds changed (%s); updating the index.", ", ".join(names))
         if any(Path(p).name == "persona.toml" for _, p in changes):
-            self.bot.persona = load_persona(self.bot.config.persona_path)
+            self.bot.persona = load_persona(self.bot.config.persona_path, previous=self.bot.persona)
             log.info("Reloaded the persona.")
         self._update()
 
