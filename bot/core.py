@@ -86,6 +86,10 @@ class Bot:
     def _use(self, index: LoadedIndex) -> None:
         self._retriever = Retriever(index, self.embedder, self.config)
 
+    def use_index(self, index: LoadedIndex) -> None:
+        """Answer from ``index`` from now on (one another process built: see ``SeedWatcher.follow_current``)."""
+        self._use(index)
+
     @property
     def loaded_index(self) -> LoadedIndex | None:
         """The index currently answering, or None before the first load (never triggers one)."""

@@ -21,7 +21,7 @@ import watchfiles
 
 from ..config import Config
 from ..core import Bot
-from ..index import stale_files
+from ..index import IndexUnavailable, current_generation, load_index, settings_of, stale_files
 from ..ingest import SEED_SUFFIXES, NoSeedsError, load_seeds
 from ..persona import load_persona
 
@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 #: After a failed update, how often the watcher tries again (the folder may
 #: have been made writable, or the disk freed).
 RETRY_SECONDS = 30.0
+#: How often the watcher checks whether another process (a second ``bot serve``
+#: on the same index, ``bot build``) swapped in a new generation of the index.
+FOLLOW_SECONDS = 2.0
 
 
 @dataclass
@@ -102,6 +105,12 @@ class SeedWatcher:
     Changes are collected until the folder has been quiet for ``quiet_ms``
     (at most ``debounce_ms``), then one incremental update runs. The bot keeps
     answering from the old index until the new one is swapped in.
+
+    Several servers may share one index folder: the one that takes the build
+    lock first builds, and every other finds the index current. So every
+    ``follow_seconds`` (and after each update) the watcher also checks which
+    generation ``index/CURRENT`` names, and loads it when it is not the one
+    answering (:meth:`follow_current`).
     """
 
     def __init__(
@@ -111,6 +120,7 @@ class SeedWatcher:
         debounce_ms: int = 1600,
         quiet_ms: int = 300,
         retry_seconds: float = RETRY_SECONDS,
+        follow_seconds: float = FOLLOW_SECONDS,
     ):
         self.bot = bot
         self.status = status
@@ -118,6 +128,7 @@ class SeedWatcher:
         self.quiet_ms = quiet_ms
         #: While the last update failed, try again this often even with no change.
         self.retry_seconds = retry_seconds
+        self.follow_seconds = follow_seconds
         self._failed_at: float | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -165,13 +176,14 @@ class SeedWatcher:
                     step=self.quiet_ms,
                     stop_event=self._stop,
                     raise_interrupt=False,
-                    rust_timeout=max(1000, int(self.retry_seconds * 1000)),
+                    rust_timeout=max(100, int(min(self.retry_seconds, self.follow_seconds) * 1000)),
                     yield_on_timeout=True,
                 ):
                     if changes:
                         self.apply(changes)
                     elif self._failed_at is not None and time.monotonic() - self._failed_at >= self.retry_seconds:
                         self.retry()
+                    self.follow_current()
             except FileNotFoundError:
                 if not missing:
                     log.warning("The seeds folder %s is gone; still answering from the last index.", seeds)
@@ -191,6 +203,29 @@ class SeedWatcher:
             self.bot.persona = load_persona(self.bot.config.persona_path, previous=self.bot.persona)
             log.info("Reloaded the persona.")
         self._update()
+
+    def follow_current(self) -> bool:
+        """Answer from the generation ``index/CURRENT`` names, when another process swapped it in.
+
+        True when a new generation was loaded. A generation that cannot be
+        loaded (being removed, damaged) is left for the next check.
+        """
+        index = self.bot.loaded_index
+        live = current_generation(self.bot.config.index_dir)
+        if index is None or live is None or live.resolve() == index.path.resolve():
+            return False
+        try:
+            fresh = load_index(self.bot.config.index_dir, settings_of(self.bot.config))
+        except IndexUnavailable as problem:
+            log.debug("Not following the index to %s: %s.", live.name, problem.reason)
+            return False
+        if fresh.path.resolve() == index.path.resolve():
+            return False
+        self.bot.use_index(fresh)
+        log.info("Another process updated the index; now answering from it (%d passages).", len(fresh))
+        self._failed_at = None
+        self.status.updated(f"{len(fresh)} passages (updated by another process)")
+        return True
 
     def retry(self) -> None:
         """Try the update that failed last time again (nothing may have changed but the cause)."""
