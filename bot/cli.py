@@ -11,6 +11,7 @@ import click
 
 from .config import Config
 from .ingest import NoSeedsError
+from .printable import PrintableLogArguments, printable
 
 log = logging.getLogger("bot")
 
@@ -18,6 +19,8 @@ log = logging.getLogger("bot")
 def _setup_logging(verbose: int) -> None:
     level = logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    for handler in logging.getLogger().handlers:  # a seed's name may hold escapes or newlines
+        handler.addFilter(PrintableLogArguments())
     logging.getLogger("bot").setLevel(level)
     logging.getLogger("bm25s").setLevel(logging.WARNING)
 
@@ -90,9 +93,9 @@ def ask(question, as_json, seeds_dir, index_dir, model, verbose):
     if as_json:
         click.echo(json.dumps(reply.to_dict(), ensure_ascii=False))
         return
-    click.echo(reply.text)
+    click.echo(printable(reply.text))
     for number, passage in enumerate(reply.citations, 1):
-        click.echo(f"  [{number}] {passage.source}:{passage.start}-{passage.end}", err=False)
+        click.echo(f"  [{number}] {printable(passage.source)}:{passage.start}-{passage.end}", err=False)
 
 
 @cli.command()
@@ -111,7 +114,8 @@ def search(question, k, as_json, seeds_dir, index_dir, model, verbose):
         click.echo(json.dumps([p.to_dict() for p in passages], ensure_ascii=False))
         return
     for passage in passages:
-        click.echo(f"{passage.score:7.2f}  {passage.source}:{passage.start}-{passage.end}  {passage.text}")
+        click.echo(f"{passage.score:7.2f}  {printable(passage.source)}:{passage.start}-{passage.end}  "
+                   f"{printable(passage.text)}")
 
 
 @cli.command(name="eval")

@@ -26,7 +26,9 @@ from .guard import (
     LOGIN_ATTEMPTS_PER_MINUTE,
     MAX_REQUEST_BYTES,
     BodyLimit,
+    KnownRoutes,
     LoginThrottle,
+    PrivateUntilLogin,
     QueueGate,
     QueueGuard,
     client_of,
@@ -120,11 +122,17 @@ class ChatApp(gr.Blocks):
         middleware = [Middleware(BodyLimit, max_bytes=MAX_REQUEST_BYTES)]
         if kwargs.get("auth"):
             middleware.append(Middleware(LoginThrottle, limiter=RateLimiter(LOGIN_ATTEMPTS_PER_MINUTE)))
+            middleware.append(Middleware(PrivateUntilLogin))
+        api_names = {fn.api_name for fn in self.fns.values() if fn.api_name}
+        middleware.append(Middleware(KnownRoutes, api_names=api_names, fn_ids=set(self.fns)))
         handlers = getattr(self, "chat_handlers", None)
         if handlers is not None:  # over its rate limit, a client is answered at the door, not queued
             middleware.append(Middleware(QueueGuard, gate=handlers.gate, slow_down=handlers.slow_down))
         app_kwargs = dict(kwargs.get("app_kwargs") or {})
         app_kwargs["middleware"] = [*middleware, *app_kwargs.get("middleware", [])]
+        # FastAPI's own /openapi.json describes every route, and no password guards it
+        # (Gradio's /gradio_api/openapi.json, which does, stays).
+        app_kwargs.setdefault("openapi_url", None)
         kwargs["app_kwargs"] = app_kwargs
         connections.quiet_repeated_logs()
         with gradio_fixes.uvicorn_settings(connections.uvicorn_settings(connection_limits)):

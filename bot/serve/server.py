@@ -49,9 +49,11 @@ def serve(
     if threading.current_thread() is threading.main_thread():
         # Stop cleanly on SIGTERM (a service manager, a test) as on Ctrl+C.
         signal.signal(signal.SIGTERM, _interrupt)
+    # An IPv6 address goes in brackets wherever it becomes part of a URL (Gradio checks its own).
+    listen = f"[{host}]" if ":" in host and not host.startswith("[") else host
     try:
         try:
-            app.launch(server_name=host, server_port=port, prevent_thread_lock=True, show_error=False, quiet=True,
+            app.launch(server_name=listen, server_port=port, prevent_thread_lock=True, show_error=False, quiet=True,
                        **launch_settings(auth))
         except OSError as error:
             log.debug("Launching failed: %s", error)
@@ -59,7 +61,7 @@ def serve(
                 f"Cannot listen on {host}:{port}: the port is in use or the address is not available. "
                 "Choose another with --port."
             ) from None
-        log.info("Ready to chat after %.1fs: http://%s:%d/", time.perf_counter() - started, host, port)
+        log.info("Ready to chat after %.1fs: http://%s:%d/", time.perf_counter() - started, listen, port)
         log.info(
             "Password: %s. Rate limit: %s.",
             f"required ({len(auth)} account{'s' if len(auth) != 1 else ''})" if auth else "none",
@@ -67,7 +69,7 @@ def serve(
         )
         if host not in LOOPBACK and not auth:
             log.warning("Listening on %s: anyone who can reach this machine can use the chat "
-                        "(--auth USER:PASSWORD makes it private).", host)
+                        "(--auth USER:PASSWORD makes it private).", listen)
         app.block_thread()  # until Ctrl+C or SIGTERM
     finally:
         watcher.stop()
