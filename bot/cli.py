@@ -271,9 +271,12 @@ def bench(seeds_dir, index_dir, model, verbose, scales, scale_only):
 @click.option("--think", default=0.0, show_default=True, help="Mean pause of a fan between questions, seconds.")
 @click.option("--fresh-sessions", is_flag=True,
               help="Send every question without a session (as curl does), not one session per fan.")
+@click.option("--flood", default=0, show_default=True, type=click.IntRange(0, 1000),
+              help="Add one client asking this many questions at once, as fast as it can, from one address "
+                   "behind a proxy: the server it starts keeps its rate limit, which the fans do not meet.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @common_options
-def loadtest(url, pid, fans, seconds, warmup, max_requests, timeout, think, fresh_sessions, as_json, seeds_dir,
+def loadtest(url, pid, fans, seconds, warmup, max_requests, timeout, think, fresh_sessions, flood, as_json, seeds_dir,
              index_dir, model, verbose):
     """Many fans asking at once through the HTTP API: failures, latency, throughput, memory.
 
@@ -286,7 +289,8 @@ def loadtest(url, pid, fans, seconds, warmup, max_requests, timeout, think, fres
     def run(target, server_pid):
         try:
             return run_load(target, fans=fans, seconds=seconds, warmup=warmup, max_requests=max_requests,
-                            timeout=timeout, think=think, pid=server_pid, fresh_sessions=fresh_sessions)
+                            timeout=timeout, think=think, pid=server_pid, fresh_sessions=fresh_sessions,
+                            flood=flood)
         except ValueError as error:
             raise click.ClickException(str(error)) from None
 
@@ -294,7 +298,7 @@ def loadtest(url, pid, fans, seconds, warmup, max_requests, timeout, think, fres
         report = run(url, pid)
     else:
         config = make_config(seeds_dir, index_dir, model)
-        extra = ("--rate-limit", "0") + (("--model", model) if model else ())
+        extra = (() if flood else ("--rate-limit", "0")) + (("--model", model) if model else ())
         with Server(config.seeds_dir, config.index_dir, extra=extra) as server:
             report = run(server.url, server.pid)
     if as_json:
