@@ -64,6 +64,7 @@ seconds even from the page cache.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import json
@@ -729,6 +730,8 @@ def update_index(config: Config, embedder: Embedder, progress: bool = False) -> 
 
         if not chunks:
             raise NoSeedsError(f"The documents in {config.seeds_dir} hold no sentences to index.")
+        dimension = old.vectors.shape[1] if old is not None else embedder.dimension
+        _check_space(config.index_dir, len(chunks), dimension)  # before the costly embedding
         vectors, context_vectors, report.embedded = _vectors_for(chunks, reused, old, embedder, config, progress)
         manifest = {**expected, "dimension": vectors.shape[1], "files": files, "built_at": time.time()}
         write_generation(config.index_dir, manifest, chunks, vectors, context_vectors, config)
@@ -814,10 +817,50 @@ def write_generation(
     type, vector precision, chunk count and the checksums are added here.
     The index type follows the size (``Config.exact_index_max_chunks``).
     """
-    kind = index_type_for(len(chunks), config)
-    dtype = np.float32 if kind == EXACT_INDEX else np.float16
     generation = index_dir / f"gen-{time.time_ns():x}-{os.getpid()}"
     generation.mkdir(parents=True)
+    try:
+        return _fill_generation(generation, index_dir, manifest, chunks, vectors, context_vectors, config)
+    except BaseException as error:
+        # A generation that was not finished (the disk filled up, a crash of the writer) is
+        # removed at once, so that failed builds do not pile up and fill the disk for good.
+        short_write = isinstance(error, OSError) and error.errno is None and "written" in str(error)
+        shutil.rmtree(generation, ignore_errors=True)
+        (index_dir / f".CURRENT.{os.getpid()}").unlink(missing_ok=True)
+        if short_write:  # numpy reports a full disk as a short write, with no errno
+            raise OSError(errno.ENOSPC, f"No space left on device ({error})") from error
+        raise
+
+
+def _check_space(index_dir: Path, chunks: int, dimension: int) -> None:
+    """Raise ENOSPC before embedding when the index folder cannot hold even the smallest index of ``chunks``.
+
+    The smallest possible index holds two float16 vectors a chunk; a build
+    that cannot fit them would embed every changed seed only to fail when
+    writing, again at every command that finds the index stale.
+    """
+    try:
+        free = shutil.disk_usage(index_dir if index_dir.exists() else index_dir.parent).free
+    except OSError:
+        return
+    needed = chunks * dimension * 2 * 2
+    if free < needed:
+        raise OSError(errno.ENOSPC, f"No space left on device: the index needs at least {needed / 2**20:.1f} MiB "
+                                    f"and {index_dir} has {free / 2**20:.1f} MiB free")
+
+
+def _fill_generation(
+    generation: Path,
+    index_dir: Path,
+    manifest: dict,
+    chunks: Sequence[Chunk],
+    vectors: np.ndarray,
+    context_vectors: np.ndarray,
+    config: Config,
+) -> Path:
+    """Write everything of a generation into its (new, empty) folder, then make it the live one."""
+    kind = index_type_for(len(chunks), config)
+    dtype = np.float32 if kind == EXACT_INDEX else np.float16
     _write_chunks(generation, chunks)
     stored = np.asarray(vectors).astype(dtype, copy=False)
     stored_context = np.asarray(context_vectors).astype(dtype, copy=False)

@@ -11,6 +11,7 @@ import errno
 import html
 import logging
 import os
+import shutil
 import tempfile
 import threading
 import time
@@ -67,15 +68,29 @@ def update_problem(error: BaseException, config: Config) -> str:
     return text if len(text) <= 200 else text[:199] + "…"
 
 
-def index_write_problem(index_dir: Path) -> str | None:
-    """Why a new index generation could not be written to ``index_dir`` now, or None."""
+def index_write_problem(index_dir: Path, needed_bytes: int = 0) -> str | None:
+    """Why a new index generation (of about ``needed_bytes``) could not be written to ``index_dir`` now, or None."""
     try:
         index_dir.mkdir(parents=True, exist_ok=True)
         # A build writes a generation folder; try exactly that.
         os.rmdir(tempfile.mkdtemp(prefix=".write-check-", dir=index_dir))
+        free = shutil.disk_usage(index_dir).free
     except OSError as error:
+        if error.errno in (errno.ENOSPC, errno.EDQUOT):
+            return f"no space left to write the index in {index_dir}"
         return f"the index folder {index_dir} is not writable ({error.strerror or error})"
+    if free < needed_bytes:
+        return (f"no space left to write the index in {index_dir} "
+                f"({free / 2**20:.1f} MiB free; the index takes {needed_bytes / 2**20:.1f} MiB)")
     return None
+
+
+def generation_bytes(generation: Path) -> int:
+    """What the files of an index generation take on disk."""
+    try:
+        return sum(path.stat().st_size for path in generation.iterdir() if path.is_file())
+    except OSError:
+        return 0
 
 
 def status_html(bot: Bot, status: IndexStatus) -> str:
@@ -263,5 +278,6 @@ def check_index_is_current(bot: Bot, watcher: SeedWatcher) -> None:
         watcher.failed(update_problem(error, bot.config))
         return
     if behind:
-        problem = index_write_problem(bot.config.index_dir) or "the index could not be updated (see the log)"
+        needed = generation_bytes(index.path)
+        problem = index_write_problem(bot.config.index_dir, needed) or "the index could not be updated (see the log)"
         watcher.failed(problem)
