@@ -17,6 +17,8 @@ from pathlib import Path
 
 from markdown_it import MarkdownIt
 
+from .safeopen import read_inside, walk_inside
+
 log = logging.getLogger(__name__)
 
 TEXT_SUFFIXES = (".txt",)
@@ -54,7 +56,7 @@ def list_seed_paths(seeds_dir: Path) -> list[Path]:
     """
     root = seeds_dir.resolve()
     found = []
-    for path in sorted(seeds_dir.rglob("*")):
+    for path in sorted(walk_inside(seeds_dir)):
         relative = path.relative_to(seeds_dir)
         if any(part.startswith(".") for part in relative.parts):
             continue
@@ -99,7 +101,7 @@ def read_seed(seeds_dir: Path, path: Path, max_bytes: int) -> SeedFile | None:
         if size > max_bytes:
             log.warning("Skipping %s: %d bytes is over the %d-byte limit.", name, size, max_bytes)
             return None
-        data = path.read_bytes()
+        data = read_inside(seeds_dir, path, max_bytes)
     except OSError as error:
         log.warning("Skipping %s: cannot read it (%s).", name, error.strerror or error)
         return None
