@@ -821,9 +821,10 @@ def write_generation(
     generation.mkdir(parents=True)
     try:
         return _fill_generation(generation, index_dir, manifest, chunks, vectors, context_vectors, config)
-    except BaseException as error:
-        # A generation that was not finished (the disk filled up, a crash of the writer) is
-        # removed at once, so that failed builds do not pile up and fill the disk for good.
+    except OSError as error:
+        # A generation that could not be written (the disk filled up, the folder became
+        # read-only) is removed at once, so that failed builds do not pile up and fill the
+        # disk for good. (A process killed midway leaves its generation to the next build.)
         short_write = isinstance(error, OSError) and error.errno is None and "written" in str(error)
         shutil.rmtree(generation, ignore_errors=True)
         (index_dir / f".CURRENT.{os.getpid()}").unlink(missing_ok=True)

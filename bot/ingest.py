@@ -78,13 +78,31 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def is_plausible_utf16(data: bytes, text: str) -> bool:
+    """Whether ``data``, which starts with a UTF-16 byte-order mark, really is UTF-16 ``text``.
+
+    Any even number of bytes decodes as UTF-16, so a file in another
+    encoding that happens to start with the bytes FF FE (``ÿþ`` in Latin-1)
+    would become a page of CJK-looking characters. Real UTF-16 text has
+    spaces or line breaks, or (for Latin scripts) a zero in every other
+    byte; text decoded from 8-bit bytes has neither.
+    """
+    body = text.lstrip("\ufeff")
+    if len(body) < 16:
+        return True
+    if data.count(0) * 4 >= len(data):
+        return True
+    return any(ch.isspace() or "\u3000" <= ch <= "\u303f" for ch in body)
+
+
 def decode(data: bytes) -> str | None:
     """Decode a seed file's bytes, or return None when they are not text."""
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         try:
-            return data.decode("utf-16")
+            text = data.decode("utf-16")
         except UnicodeDecodeError:
             return None
+        return text if is_plausible_utf16(data, text) else None
     if b"\x00" in data[:8192]:
         return None
     try:

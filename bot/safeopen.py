@@ -20,6 +20,7 @@ import errno
 import logging
 import os
 import stat
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -75,6 +76,8 @@ def read_inside(root: Path, path: Path, max_bytes: int | None = None) -> bytes:
             inner = os.open(part, nofollow | os.O_DIRECTORY, dir_fd=folder)
             os.close(folder)
             folder = inner
+        # Audit hooks see only the last component of an open relative to a folder: tell them the whole path.
+        sys.audit("open", real_path, "rb", nofollow)
         # O_NONBLOCK: a FIFO put in its place must not block the read; it is refused below.
         handle = os.open(parts[-1], nofollow | os.O_NONBLOCK, dir_fd=folder)
     finally:

@@ -112,3 +112,22 @@ def test_a_fifo_or_a_file_that_grew_is_refused_without_blocking(tmp_path):
         read_inside(seeds, seeds / "big.txt", max_bytes=100)
     assert refused.value.errno == errno.EFBIG
     assert read_inside(seeds, seeds / "big.txt", max_bytes=101) == b"x" * 101
+
+
+def test_bytes_that_only_start_like_utf16_are_not_read_as_garbage(tmp_path, caplog):
+    from bot.ingest import decode
+
+    latin1 = "ÿþ Sezim Baktybekova est une chanteuse kazakhe née à Almaty.\n".encode("latin-1")
+    assert decode(latin1) is None  # not UTF-8 either: skipped with a warning, not indexed as garbage
+    seeds = copy_seeds(SEEDS, tmp_path / "seeds")
+    (seeds / "latin1.txt").write_bytes(latin1)
+    with caplog.at_level(logging.WARNING):
+        names = [s.path for s in load_seeds(seeds)]
+    assert "latin1.txt" not in names and any("latin1.txt" in r.getMessage() for r in caplog.records)
+    # Real UTF-16, in a Latin script and in Chinese without spaces, still reads.
+    for text in ("Sezim plays the dombra.\nShe sings.\n", "塞齐姆是一位哈萨克歌手。她弹冬不拉。她出生在阿拉木图。"):
+        for encoding in ("utf-16", "utf-16-be"):
+            data = text.encode(encoding)
+            if encoding == "utf-16-be":
+                data = b"\xfe\xff" + data
+            assert decode(data) == text, (encoding, text)
