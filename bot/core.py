@@ -9,6 +9,7 @@ from .answer import Answer, RefusalModel, compose, refusal_features, small_talk
 from .config import Config
 from .embed import Embedder
 from .index import (
+    BuildInProgress,
     BuildReport,
     IndexUnavailable,
     LoadedIndex,
@@ -54,10 +55,13 @@ class Bot:
 
     # -- the index -------------------------------------------------------
 
-    def update(self, progress: bool = False) -> BuildReport:
-        """Bring the index up to date with the seeds and start using it."""
+    def update(self, progress: bool = False, wait: bool = True) -> BuildReport:
+        """Bring the index up to date with the seeds and start using it.
+
+        ``wait=False``: raise ``BuildInProgress`` rather than wait while another process builds.
+        """
         with self._update_lock:
-            report = update_index(self.config, self.embedder, progress=progress)
+            report = update_index(self.config, self.embedder, progress=progress, wait=wait)
             if report.changed_anything or self._retriever is None:
                 self._use(load_index(self.config.index_dir, settings_of(self.config)))
             return report
@@ -77,7 +81,11 @@ class Bot:
             self._use(index)
             return None
         try:
-            return self.update(progress)
+            return self.update(progress, wait=False)
+        except BuildInProgress:
+            log.warning("Another process is updating the index; answering from the current one meanwhile.")
+            self._use(index)
+            return None
         except OSError as error:
             log.warning("The seeds changed but the index cannot be updated (%s); answering from the old one.", error)
             self._use(index)

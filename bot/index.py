@@ -671,19 +671,29 @@ def stale_files(index: LoadedIndex, seeds: list[SeedFile]) -> bool:
     return built != {seed.path: seed.sha256 for seed in seeds}
 
 
+class BuildInProgress(RuntimeError):
+    """Another process holds the build lock (it is updating the index) and waiting was not wanted."""
+
+
 @contextmanager
-def build_lock(index_dir: Path):
-    """Hold an exclusive lock on the index folder while building."""
+def build_lock(index_dir: Path, wait: bool = True):
+    """Hold an exclusive lock on the index folder while building.
+
+    ``wait=False``: raise :class:`BuildInProgress` at once when another process holds it.
+    """
     index_dir.mkdir(parents=True, exist_ok=True)
     with open(index_dir / ".lock", "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            raise BuildInProgress(f"another process is updating the index in {index_dir}") from None
         try:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def update_index(config: Config, embedder: Embedder, progress: bool = False) -> BuildReport:
+def update_index(config: Config, embedder: Embedder, progress: bool = False, wait: bool = True) -> BuildReport:
     """Bring the index in line with the seeds, embedding only what changed.
 
     Safe to call at any time: when nothing changed it writes nothing; a
@@ -694,7 +704,7 @@ def update_index(config: Config, embedder: Embedder, progress: bool = False) -> 
     started = time.perf_counter()
     seeds = load_seeds(config.seeds_dir, config.max_seed_bytes)
     expected = settings_of(config)
-    with build_lock(config.index_dir):
+    with build_lock(config.index_dir, wait=wait):
         report = BuildReport()
         try:
             old = load_index(config.index_dir, expected, verify="full")

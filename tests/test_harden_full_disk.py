@@ -36,7 +36,7 @@ def small_disk(tmp_path):
 
 
 def facts(count: int) -> str:
-    return "".join(f"In {1900 + count} Sezim recorded song number {n} with {n % 7 + 2} friends.\n" for n in range(count))
+    return "".join(f"In {1900 + n} Sezim recorded song number {n} with {n % 7 + 2} friends.\n" for n in range(count))
 
 
 def generations(index_dir):

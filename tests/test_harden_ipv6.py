@@ -11,12 +11,12 @@ from __future__ import annotations
 import json
 
 import pytest
+from test_serve_guard import call, echo_app
 
 from bot.serve.guard import LoginThrottle, client_key, network_of
 from bot.serve.ratelimit import RateLimiter
 
 from conftest import DOMBRA, SEEDS, copy_seeds, free_port
-from test_serve_guard import call, echo_app
 
 
 def test_addresses_are_counted_by_their_network():
@@ -56,7 +56,8 @@ def test_the_rate_limit_counts_a_rotating_ipv6_client_once(tmp_path, embedder):
             for n in range(1, 9):
                 headers = {"X-Forwarded-For": f"2001:db8:abcd:12::{n:x}"}
                 joined = client.post("gradio_api/call/ask", json={"data": [DOMBRA, None]}, headers=headers)
-                lines = client.get(f"gradio_api/call/ask/{joined.json()['event_id']}", headers=headers).text.splitlines()
+                result = client.get(f"gradio_api/call/ask/{joined.json()['event_id']}", headers=headers)
+                lines = result.text.splitlines()
                 kinds.append(json.loads(lines[lines.index("event: complete") + 1].removeprefix("data:"))[0]["kind"])
     finally:
         app.close()

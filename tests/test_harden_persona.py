@@ -30,7 +30,8 @@ topics = "her albums"
 
 
 def test_placeholder_problems_are_found_and_named():
-    assert placeholder_problem("refusal", "Sorry {name}, no.") == "unknown placeholder {name} (it may use {artist}, {bot})"
+    problem = placeholder_problem("refusal", "Sorry {name}, no.")
+    assert problem == "unknown placeholder {name} (it may use {artist}, {bot})"
     assert "{0}" in placeholder_problem("greeting", "Hi {0}!")
     assert "{}" in placeholder_problem("greeting", "Hi {}!")
     assert "brace" in placeholder_problem("thanks", "Thanks from {bot")

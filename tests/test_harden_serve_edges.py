@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import socket
 import subprocess
-import sys
 import time
 
 import pytest

@@ -328,7 +328,8 @@ class QueueGuard:
         if not (join or call):
             await self.app(scope, receive, send)
             return
-        headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope.get("headers") or []}
+        headers = {name.decode("latin-1").lower(): value.decode("latin-1")
+                   for name, value in scope.get("headers") or []}
         peer = scope.get("client")
         client = client_key(peer[0] if peer else None, headers)
         if client is None:

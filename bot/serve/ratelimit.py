@@ -1,8 +1,9 @@
 """A per-client rate limit for the questions a public bot answers.
 
 :class:`RateLimiter` is a token bucket per client key (the client's IP
-address, or its /64 network for IPv6: see :func:`bot.serve.guard.client_key`): a client may ask ``per_minute`` questions in a burst, and then one
-more every ``60 / per_minute`` seconds. Memory stays bounded however many
+address, or its /64 network for IPv6: see :func:`bot.serve.guard.client_key`):
+a client may ask ``per_minute`` questions in a burst, and then one more every
+``60 / per_minute`` seconds. Memory stays bounded however many
 clients come and go: idle clients are forgotten, and past ``max_clients`` the
 least recently seen ones are dropped (which only ever errs towards letting a
 client ask).

@@ -16,6 +16,7 @@ import time
 
 from ..config import Config
 from ..core import Bot
+from ..index import IndexUnavailable, load_index, settings_of
 from .app import build_app
 from .guard import LOOPBACK, ServeError, launch_settings
 from .ratelimit import DEFAULT_RATE_LIMIT, RateLimiter
@@ -39,12 +40,20 @@ def serve(
     """
     started = time.perf_counter()
     bot = Bot(config)
-    bot.ensure_index()
+    try:
+        # An index there is already: serve it at once, and bring it up to date in the
+        # background (a big seed can take minutes, or another process may be building).
+        bot.use_index(load_index(config.index_dir, settings_of(config)))
+        update_first = True
+    except IndexUnavailable:
+        bot.ensure_index()  # nothing to answer from yet: build it first
+        update_first = False
     bot.retrieve("warm up", k=1)  # load the model now, not on the first fan's question
     status = IndexStatus()
     watcher = SeedWatcher(bot, status)
-    check_index_is_current(bot, watcher)
-    watcher.start()
+    if not update_first:
+        check_index_is_current(bot, watcher)
+    watcher.start(update_first=update_first)
     app = build_app(bot, status, RateLimiter(rate_limit))
     if threading.current_thread() is threading.main_thread():
         # Stop cleanly on SIGTERM (a service manager, a test) as on Ctrl+C.

@@ -44,6 +44,13 @@ class IndexStatus:
     updated_at: float | None = None
     summary: str = ""
     error: str | None = None
+    #: An update is running (this process's, or one it waits for): the page says so.
+    updating: bool = False
+
+    def update_running(self, running: bool) -> None:
+        if running != self.updating:
+            self.updating = running
+            self.version += 1
 
     def updated(self, summary: str) -> None:
         self.summary, self.error, self.updated_at = summary, None, time.time()
@@ -103,7 +110,9 @@ def status_html(bot: Bot, status: IndexStatus) -> str:
         f'<span class="dot"></span>Answering from {len(index)} passages in '
         f"{files} document{'s' if files != 1 else ''}"
     )
-    if status.error:
+    if status.updating:
+        line += '<span class="status-note status-updating">Updating the index… answering from the current one</span>'
+    elif status.error:
         line += (
             '<span class="status-note status-error">Last update failed: '
             f"{html.escape(status.error)}; answering from the previous documents</span>"
@@ -148,7 +157,10 @@ class SeedWatcher:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def start(self) -> "SeedWatcher":
+    def start(self, update_first: bool = False) -> "SeedWatcher":
+        """Watch in a background thread; ``update_first``: bring the index up to date there first
+        (``bot serve`` answers from the index it has meanwhile)."""
+        self._update_first = update_first
         self._thread = threading.Thread(target=self._run, name="seed-watcher", daemon=True)
         self._thread.start()
         return self
@@ -177,6 +189,8 @@ class SeedWatcher:
         # Watch the real path, so the paths reported lie under the one the filter knows.
         seeds = self.bot.config.seeds_dir.resolve()
         log.info("Watching %s for changes.", seeds)
+        if getattr(self, "_update_first", False):
+            self._update()
         missing = False
         while not self._stop.is_set():
             try:
@@ -255,12 +269,15 @@ class SeedWatcher:
         self._failed_at = time.monotonic()
 
     def _update(self) -> None:
+        self.status.update_running(True)
         try:
             report = self.bot.update()
         except Exception as error:  # keep serving from the old index
             log.debug("The update failed.", exc_info=True)
             self.failed(update_problem(error, self.bot.config))
             return
+        finally:
+            self.status.update_running(False)
         self._failed_at = None
         if report.changed_anything:
             log.info("Now answering from the updated index (%d passages).", report.chunks)
