@@ -96,6 +96,6 @@ def test_bot_serve_listens_while_another_process_builds_then_follows(tmp_path, m
 def test_the_status_line_says_an_update_is_running(sezim_bot):
     status = IndexStatus()
     status.update_running(True)
-    assert status.version == 1 and "Updating the index" in status_html(sezim_bot, status)
+    assert "Updating the index" in status_html(sezim_bot, status)
     status.update_running(False)
-    assert status.version == 2 and "Updating the index" not in status_html(sezim_bot, status)
+    assert "Updating the index" not in status_html(sezim_bot, status)

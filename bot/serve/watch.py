@@ -44,13 +44,12 @@ class IndexStatus:
     updated_at: float | None = None
     summary: str = ""
     error: str | None = None
-    #: An update is running (this process's, or one it waits for): the page says so.
+    #: An update is running (this process's, or one it waits for): a page loaded meanwhile says so.
+    #: (It does not move ``version``: an open page learns of the update when it is done.)
     updating: bool = False
 
     def update_running(self, running: bool) -> None:
-        if running != self.updating:
-            self.updating = running
-            self.version += 1
+        self.updating = running
 
     def updated(self, summary: str) -> None:
         self.summary, self.error, self.updated_at = summary, None, time.time()
