@@ -769,7 +769,7 @@ def _vectors_for(
         is_fresh[position : position + count] = False
     fresh = np.flatnonzero(is_fresh)
     texts = [chunks[i].text for i in fresh] + [chunks[i].context for i in fresh]
-    embedded = embedder.encode(texts, batch_size=config.batch_size, progress=progress and len(texts) > 512)
+    embedded = _embed_with_progress(embedder, texts, config, progress)
     dimension = embedded.shape[1] if len(fresh) else old.vectors.shape[1]
     vectors = np.zeros((len(chunks), dimension), np.float32)
     context_vectors = np.zeros((len(chunks), dimension), np.float32)
@@ -779,6 +779,36 @@ def _vectors_for(
         vectors[position : position + count] = old.vectors[first : first + count]
         context_vectors[position : position + count] = old.context_vectors[first : first + count]
     return vectors, context_vectors, len(fresh)
+
+
+#: Texts embedded per call when building a big index: the time left is logged between calls.
+EMBED_BLOCK = 8192
+#: Seconds between two lines on the embedding's progress.
+PROGRESS_SECONDS = 10.0
+
+
+def _embed_with_progress(embedder: Embedder, texts: list[str], config: Config, progress: bool) -> np.ndarray:
+    """``embedder.encode(texts)``; for many texts, in blocks, logging how far it got and the time left.
+
+    Embedding is most of a build's time (minutes for a seed of a few MB), and
+    without this a build said nothing until it was done.
+    """
+    if len(texts) <= EMBED_BLOCK:
+        return embedder.encode(texts, batch_size=config.batch_size, progress=progress and len(texts) > 512)
+    out: np.ndarray | None = None
+    started = last = time.monotonic()
+    for first in range(0, len(texts), EMBED_BLOCK):
+        block = embedder.encode(texts[first : first + EMBED_BLOCK], batch_size=config.batch_size)
+        if out is None:
+            out = np.empty((len(texts), block.shape[1]), dtype=np.float32)
+        out[first : first + len(block)] = block
+        done, now = first + len(block), time.monotonic()
+        if now - last >= PROGRESS_SECONDS and done < len(texts):
+            rate = done / (now - started)
+            log.info("Embedding the seeds: %d of %d sentences and windows (%.0f a second, about %.0f min left).",
+                     done, len(texts), rate, (len(texts) - done) / rate / 60)
+            last = now
+    return out
 
 
 def _fsync(path: Path) -> None:

@@ -16,6 +16,7 @@ import threading
 import time
 from contextlib import contextmanager
 
+import numpy as np
 import pytest
 
 from bot.serve.watch import IndexStatus, status_html
@@ -99,3 +100,21 @@ def test_the_status_line_says_an_update_is_running(sezim_bot):
     assert "Updating the index" in status_html(sezim_bot, status)
     status.update_running(False)
     assert "Updating the index" not in status_html(sezim_bot, status)
+
+
+def test_a_big_build_says_how_far_it_got_and_the_time_left(tmp_path, embedder, monkeypatch, caplog):
+    from bot import Config
+    from bot import index as index_module
+
+    seeds = copy_seeds(SEEDS, tmp_path / "seeds")
+    whole = index_module.update_index(Config(seeds_dir=seeds, index_dir=tmp_path / "whole"), embedder)
+    monkeypatch.setattr(index_module, "EMBED_BLOCK", 8)  # a small seed embedded as a big one is
+    monkeypatch.setattr(index_module, "PROGRESS_SECONDS", 0.0)
+    with caplog.at_level(logging.INFO, logger="bot.index"):
+        blocks = index_module.update_index(Config(seeds_dir=seeds, index_dir=tmp_path / "blocks"), embedder)
+    lines = [r.getMessage() for r in caplog.records if "Embedding the seeds" in r.getMessage()]
+    assert lines and all(" of 30 sentences and windows" in line and "min left" in line for line in lines), lines
+    assert whole.chunks == blocks.chunks == 15
+    one = index_module.load_index(tmp_path / "whole")
+    other = index_module.load_index(tmp_path / "blocks")
+    assert np.allclose(np.asarray(one.vectors), np.asarray(other.vectors), atol=1e-4)
