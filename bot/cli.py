@@ -93,7 +93,7 @@ def ask(question, as_json, seeds_dir, index_dir, model, verbose):
     if as_json:
         click.echo(json.dumps(reply.to_dict(), ensure_ascii=False))
         return
-    click.echo(printable(reply.text))
+    click.echo(printable(reply.text, keep="\n"))
     for number, passage in enumerate(reply.citations, 1):
         click.echo(f"  [{number}] {printable(passage.source)}:{passage.start}-{passage.end}", err=False)
 

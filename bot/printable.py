@@ -18,9 +18,16 @@ import re
 _UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 
-def printable(text: str) -> str:
-    """``text`` with every control or bidirectional-override character written as its escape."""
-    return _UNPRINTABLE.sub(lambda match: match.group().encode("unicode_escape").decode("ascii"), text)
+def printable(text: str, keep: str = "") -> str:
+    """``text`` with every control or bidirectional-override character written as its escape.
+
+    ``keep``: characters left as they are (``"\n"`` for a text of several lines).
+    """
+    def escaped(match: re.Match) -> str:
+        char = match.group()
+        return char if char in keep else char.encode("unicode_escape").decode("ascii")
+
+    return _UNPRINTABLE.sub(escaped, text)
 
 
 class PrintableLogArguments(logging.Filter):

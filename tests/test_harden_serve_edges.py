@@ -137,6 +137,7 @@ NASTY = "evil\x1b]0;pwned\x07\nname\u202etxt.txt"
 def test_printable_escapes_controls_and_overrides():
     assert printable(NASTY) == "evil\\x1b]0;pwned\\x07\\nname\\u202etxt.txt"
     assert printable("Сезим — «домбыра» 🎶 tab\there") == "Сезим — «домбыра» 🎶 tab\\there"
+    assert printable("two\nlines\x1b[2J", keep="\n") == "two\nlines\\x1b[2J"
     record = logging.LogRecord("bot", logging.WARNING, __file__, 1, "Skipping %s: %s", (NASTY, OSError(2, NASTY)), None)
     PrintableLogArguments().filter(record)
     assert "\x1b" not in record.getMessage() and "\n" not in record.getMessage()
