@@ -15,7 +15,7 @@ import os
 
 import pytest
 
-from bot.ingest import list_seed_paths, load_seeds, read_seed
+from bot.ingest import SeedFile, SkippedFile, list_seed_paths, load_seeds, read_seed
 from bot.safeopen import PATH_MAX, read_inside
 
 from conftest import DOMBRA, SEEDS, copy_seeds
@@ -57,18 +57,26 @@ def test_a_path_too_long_is_skipped_with_a_warning(tmp_path, make_bot, caplog):
     assert "grandmother" in bot.answer(DOMBRA).text
 
 
-def test_a_file_swapped_for_an_outside_link_after_the_check_is_not_read(tmp_path):
+@pytest.mark.parametrize("name, page", [
+    ("news.txt", "{}\n"),
+    ("news.md", "# News\n\n{}\n"),
+    # Extracted formats read the bytes the safe open returned, not the file by name.
+    ("news.html", "<html><body><main><h1>News</h1><p>{}</p></main></body></html>"),
+])
+def test_a_file_swapped_for_an_outside_link_after_the_check_is_not_read(tmp_path, name, page):
     seeds = copy_seeds(SEEDS, tmp_path / "seeds")
-    outside = tmp_path / "secret.txt"
-    outside.write_text(SECRET, encoding="utf-8")
-    (seeds / "news.txt").write_text("Sezim announced a tour.\n", encoding="utf-8")
+    outside = tmp_path / ("secret" + os.path.splitext(name)[1])
+    outside.write_text(page.format(SECRET), encoding="utf-8")
+    (seeds / name).write_text(page.format("Sezim announced a tour."), encoding="utf-8")
     checked = list_seed_paths(seeds)
-    assert seeds / "news.txt" in checked
-    (seeds / "news.txt").unlink()  # swapped between the check and the read
-    (seeds / "news.txt").symlink_to(outside)
-    assert read_seed(seeds, seeds / "news.txt", 1 << 20) is None
+    assert seeds / name in checked
+    assert isinstance(read_seed(seeds, seeds / name, 1 << 20, cache_dir=tmp_path / "cache"), SeedFile)
+    (seeds / name).unlink()  # swapped between the check and the read
+    (seeds / name).symlink_to(outside)
+    skipped = read_seed(seeds, seeds / name, 1 << 20, cache_dir=tmp_path / "cache")
+    assert isinstance(skipped, SkippedFile) and "outside the seeds folder" in skipped.reason, skipped
     with pytest.raises(OSError):
-        read_inside(seeds, seeds / "news.txt")
+        read_inside(seeds, seeds / name)
 
 
 def test_a_folder_swapped_for_an_outside_link_after_the_check_is_not_read(tmp_path):
@@ -84,7 +92,7 @@ def test_a_folder_swapped_for_an_outside_link_after_the_check_is_not_read(tmp_pa
     (seeds / "press").rmdir()
     (seeds / "press").symlink_to(elsewhere, target_is_directory=True)
     seed = read_seed(seeds, seeds / "press" / "kit.txt", 1 << 20)
-    assert seed is None or SECRET not in seed.text
+    assert isinstance(seed, SkippedFile) or SECRET not in seed.text
     assert all(SECRET not in s.text for s in load_seeds(seeds))
 
 
