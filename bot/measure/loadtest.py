@@ -251,6 +251,17 @@ async def _phase(
     return run
 
 
+def _warm_up(
+    base: str, fans: int, seconds: float, max_requests: int, timeout: float, think: float, fresh: bool
+) -> None:
+    """The uncounted warm-up; with ``fresh`` sessions, stretched until the server holds all the sessions it keeps."""
+    warmed = asyncio.run(_phase(base, fans, seconds, max_requests, timeout, think, fresh))
+    asked, stretched = len(warmed.latencies) + warmed.failed, 0.0
+    while fresh and asked < SERVER_SESSIONS and stretched < MAX_SESSION_WARMUP:
+        more = asyncio.run(_phase(base, fans, 5.0, SERVER_SESSIONS - asked, timeout, think, fresh))
+        asked, stretched = asked + len(more.latencies) + more.failed, stretched + 5.0
+
+
 def run_load(
     url: str,
     fans: int = 50,
@@ -275,11 +286,7 @@ def run_load(
     require_loopback(url)
     base = url if url.endswith("/") else url + "/"
     if warmup > 0:
-        warmed = asyncio.run(_phase(base, fans, warmup, max_requests, timeout, think, fresh_sessions))
-        asked, stretched = len(warmed.latencies) + warmed.failed, 0.0
-        while fresh_sessions and asked < SERVER_SESSIONS and stretched < MAX_SESSION_WARMUP:
-            more = asyncio.run(_phase(base, fans, 5.0, SERVER_SESSIONS - asked, timeout, think, fresh_sessions))
-            asked, stretched = asked + len(more.latencies) + more.failed, stretched + 5.0
+        _warm_up(base, fans, warmup, max_requests, timeout, think, fresh_sessions)
     settle = 1.0
     time.sleep(settle)
     before = rss_mib(pid) if pid else None
