@@ -13,6 +13,7 @@ import click
 
 from .config import Config, prepare_libraries
 from .ingest import NoSeedsError
+from .printable import PrintableLogArguments, printable
 
 log = logging.getLogger("bot")
 
@@ -43,6 +44,8 @@ def _setup_logging(verbose: int) -> None:
 
     level = logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    for handler in logging.getLogger().handlers:  # a seed's name may hold escapes or newlines
+        handler.addFilter(PrintableLogArguments())
     logging.getLogger("bot").setLevel(level)
     logging.getLogger("bm25s").setLevel(logging.WARNING)
 
@@ -138,9 +141,9 @@ def ask(question, as_json, seeds_dir, index_dir, model, verbose):
     if as_json:
         click.echo(json.dumps(reply.to_dict(), ensure_ascii=False))
         return
-    click.echo(reply.text)
+    click.echo(printable(reply.text, keep="\n"))
     for number, passage in enumerate(reply.citations, 1):
-        click.echo(f"  [{number}] {passage.location} (characters {passage.start}-{passage.end})", err=False)
+        click.echo(f"  [{number}] {printable(passage.location)} (characters {passage.start}-{passage.end})", err=False)
 
 
 @cli.command()
@@ -159,7 +162,8 @@ def search(question, k, as_json, seeds_dir, index_dir, model, verbose):
         click.echo(json.dumps([p.to_dict() for p in passages], ensure_ascii=False))
         return
     for passage in passages:
-        click.echo(f"{passage.score:7.2f}  {passage.source}:{passage.start}-{passage.end}  {passage.text}")
+        click.echo(f"{passage.score:7.2f}  {printable(passage.source)}:{passage.start}-{passage.end}  "
+                   f"{printable(passage.text)}")
 
 
 @cli.command(name="eval")
@@ -394,9 +398,12 @@ def bench(seeds_dir, index_dir, model, verbose, scales, scale_only):
               help="Send every question without a session (as curl does), not one session per fan.")
 @click.option("--no-log", is_flag=True,
               help="Start the server with --no-log (default: it keeps a question log in a temporary folder).")
+@click.option("--flood", default=0, show_default=True, type=click.IntRange(0, 1000),
+              help="Add one client asking this many questions at once, as fast as it can, from one address "
+                   "behind a proxy: the server it starts keeps its rate limit, which the fans do not meet.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @common_options
-def loadtest(url, pid, fans, seconds, warmup, max_requests, timeout, think, fresh_sessions, no_log, as_json,
+def loadtest(url, pid, fans, seconds, warmup, max_requests, timeout, think, fresh_sessions, no_log, flood, as_json,
              seeds_dir, index_dir, model, verbose):
     """Many fans asking at once through the HTTP API: failures, latency, throughput, memory.
 
@@ -410,7 +417,8 @@ def loadtest(url, pid, fans, seconds, warmup, max_requests, timeout, think, fres
     def run(target, server_pid):
         try:
             return run_load(target, fans=fans, seconds=seconds, warmup=warmup, max_requests=max_requests,
-                            timeout=timeout, think=think, pid=server_pid, fresh_sessions=fresh_sessions)
+                            timeout=timeout, think=think, pid=server_pid, fresh_sessions=fresh_sessions,
+                            flood=flood)
         except ValueError as error:
             raise click.ClickException(str(error)) from None
 
@@ -420,7 +428,7 @@ def loadtest(url, pid, fans, seconds, warmup, max_requests, timeout, think, fres
         import tempfile
 
         config = make_config(seeds_dir, index_dir, model)
-        extra = ("--rate-limit", "0") + (("--model", model) if model else ())
+        extra = (() if flood else ("--rate-limit", "0")) + (("--model", model) if model else ())
         # The server logs as a real one does, but never into the fans' own question log.
         with tempfile.TemporaryDirectory(prefix="bot-loadtest-") as scratch:
             extra += ("--no-log",) if no_log else ("--log-db", str(Path(scratch) / "questions.sqlite3"))

@@ -9,6 +9,7 @@ from .answer import Answer, compose, small_talk
 from .config import Config
 from .embed import Embedder
 from .index import (
+    BuildInProgress,
     BuildReport,
     IndexUnavailable,
     LoadedIndex,
@@ -50,10 +51,13 @@ class Bot:
 
     # -- the index -------------------------------------------------------
 
-    def update(self, progress: bool = False) -> BuildReport:
-        """Bring the index up to date with the seeds and start using it."""
+    def update(self, progress: bool = False, wait: bool = True) -> BuildReport:
+        """Bring the index up to date with the seeds and start using it.
+
+        ``wait=False``: raise ``BuildInProgress`` rather than wait while another process builds.
+        """
         with self._update_lock:
-            report = update_index(self.config, self.embedder, progress=progress)
+            report = update_index(self.config, self.embedder, progress=progress, wait=wait)
             if report.changed_anything or self._retriever is None:
                 self._use(load_index(self.config.index_dir, settings_of(self.config)))
             return report
@@ -76,7 +80,11 @@ class Bot:
             self._use(index)
             return None
         try:
-            return self.update(progress)
+            return self.update(progress, wait=False)
+        except BuildInProgress:
+            log.warning("Another process is updating the index; answering from the current one meanwhile.")
+            self._use(index)
+            return None
         except OSError as error:
             log.warning("The seeds changed but the index cannot be updated (%s); answering from the old one.", error)
             self._use(index)
@@ -84,6 +92,10 @@ class Bot:
 
     def _use(self, index: LoadedIndex) -> None:
         self._retriever = Retriever(index, self.embedder, self.config)
+
+    def use_index(self, index: LoadedIndex) -> None:
+        """Answer from ``index`` from now on (one another process built: see ``SeedWatcher.follow_current``)."""
+        self._use(index)
 
     @property
     def loaded_index(self) -> LoadedIndex | None:

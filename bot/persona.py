@@ -7,6 +7,7 @@ carries a fact about the artist; those come from the seeds, with sources.
 from __future__ import annotations
 
 import logging
+import string
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -46,8 +47,18 @@ class Persona:
     languages: dict[str, str] = field(default_factory=dict)
 
     def say(self, line: str, **values) -> str:
-        """Fill a persona line with the bot's and artist's names (and other values)."""
-        return line.format(bot=self.bot_name, artist=self.artist_name, **values)
+        """Fill a persona line with the bot's and artist's names (and other values).
+
+        :func:`load_persona` lets in only lines whose placeholders are known;
+        should one get here anyway (a Persona made in code), its unknown
+        placeholders are shown as they are written rather than failing.
+        """
+        values = {"bot": self.bot_name, "artist": self.artist_name, **values}
+        try:
+            return line.format(**values)
+        except (KeyError, IndexError, ValueError, AttributeError, TypeError):
+            log.warning("A persona line has placeholders other than %s: %r", _named(values), line)
+            return _fill_known(line, values)
 
     def language_line(self, language: str) -> str:
         """What the bot says to a question in ``language`` (a code): its line in that language, else in English."""
@@ -63,36 +74,107 @@ class Persona:
         return text
 
 
-def load_persona(path: Path) -> Persona:
+#: The placeholders every persona line may use.
+PLACEHOLDERS = frozenset({"bot", "artist"})
+#: Placeholders only some lines may use, besides :data:`PLACEHOLDERS`.
+EXTRA_PLACEHOLDERS = {"too_long": frozenset({"limit"})}
+
+
+def _named(allowed) -> str:
+    return ", ".join("{" + name + "}" for name in sorted(allowed))
+
+
+def _fill_known(line: str, values: dict) -> str:
+    """``line`` with the placeholders named in ``values`` filled, every other brace left as written."""
+    for name, value in values.items():
+        line = line.replace("{" + name + "}", str(value))
+    return line
+
+
+def placeholder_problem(key: str, line: str) -> str | None:
+    """What is wrong with the placeholders of persona line ``key`` (None: nothing).
+
+    A line may use ``{bot}`` and ``{artist}`` (and ``{limit}`` in ``too_long``);
+    a literal brace is written twice (``{{``).
+    """
+    allowed = PLACEHOLDERS | EXTRA_PLACEHOLDERS.get(key, frozenset())
+    try:
+        parts = list(string.Formatter().parse(line))
+    except ValueError as error:  # a lone "{" or "}"
+        return f"{error} (write a literal brace twice: {{{{ or }}}})"
+    for _, name, spec, _ in parts:
+        if name is None:
+            continue
+        if name not in allowed:
+            shown = "{" + name + "}" if name else "{}"
+            return f"unknown placeholder {shown} (it may use {_named(allowed)})"
+        if spec and ("{" in spec or "}" in spec):
+            return f"a placeholder inside {{{name}:{spec}}}"
+    try:
+        line.format(**{name: "x" for name in allowed})
+    except (ValueError, KeyError, IndexError, AttributeError, TypeError) as error:
+        return f"{type(error).__name__}: {error}"
+    return None
+
+
+def load_persona(path: Path, previous: Persona | None = None) -> Persona:
     """Read a persona from TOML; missing keys keep their defaults.
 
-    A missing file gives the default persona; an unreadable one is logged
-    and also gives the default, so a typo never takes the bot down.
+    A typo never takes the bot down, and a fan never sees it: a missing file
+    gives the default persona; an unreadable one is logged and gives
+    ``previous`` (the persona in use, when the file is reloaded while
+    serving) or the default; a line with an unknown placeholder (``{name}``,
+    ``{0}``) or a lone brace is logged, naming its key, and that key keeps
+    its value in ``previous`` (or its default).
     """
     if not path.is_file():
         return Persona()
+    fallback = previous or Persona()
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
-        log.warning("Ignoring %s, it cannot be read (%s); using the default persona.", path, error)
-        return Persona()
+        kept = "keeping the persona in use" if previous else "using the default persona"
+        log.warning("Ignoring %s, it cannot be read (%s); %s.", path, error, kept)
+        return fallback
     known = {f.name for f in fields(Persona)}
     unknown = sorted(set(data) - known)
     if unknown:
         log.warning("Ignoring unknown keys in %s: %s", path, ", ".join(unknown))
+    defaults = Persona()
     values = {}
-    for key in known & set(data):
+    for key in sorted(known & set(data)):
         value = data[key]
         if key == "languages":
-            if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
-                log.warning("Ignoring languages in %s: expected a table of language codes and lines.", path)
-                continue
-            values[key] = {str(code).lower(): line for code, line in value.items()}
+            values[key] = _languages(value, path, fallback)
             continue
-        if isinstance(value, list):
+        is_list = isinstance(getattr(defaults, key), tuple)
+        if is_list and isinstance(value, str):
+            value = (value,)
+        elif is_list and isinstance(value, list):
             value = tuple(str(v) for v in value)
-        elif not isinstance(value, str):
-            log.warning("Ignoring %s in %s: expected text.", key, path)
-            continue
+        elif is_list or not isinstance(value, str):
+            log.warning("Ignoring %s in %s: expected %s.", key, path, "a list of texts" if is_list else "text")
+            value = getattr(fallback, key)
+        elif key not in ("bot_name", "artist_name") and (problem := placeholder_problem(key, value)):
+            value = getattr(fallback, key)
+            log.warning("Ignoring %s in %s: %s; keeping %r.", key, path, problem, value)
         values[key] = value
     return Persona(**values)
+
+
+def _languages(value, path: Path, fallback: Persona) -> dict[str, str]:
+    """The ``[languages]`` table: language code -> line; a line with a placeholder problem keeps ``fallback``'s."""
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        log.warning("Ignoring languages in %s: expected a table of language codes and lines.", path)
+        return fallback.languages
+    lines = {}
+    for code, line in value.items():
+        code = str(code).lower()
+        if problem := placeholder_problem("languages", line):
+            kept = fallback.languages.get(code)
+            log.warning("Ignoring languages.%s in %s: %s; keeping %r.", code, path, problem, kept)
+            if kept is None:
+                continue
+            line = kept
+        lines[code] = line
+    return lines

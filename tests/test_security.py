@@ -222,7 +222,7 @@ def test_a_huge_history_message_is_cut_not_chewed(site, monkeypatch):
 
 def test_api_rate_limit_is_per_client_and_friendly(site, caplog):
     chat_bot, url, _ = site
-    with httpx.Client(base_url=url, timeout=30) as client, caplog.at_level(logging.INFO, logger="bot.serve.app"):
+    with httpx.Client(base_url=url, timeout=30) as client, caplog.at_level(logging.INFO, logger="bot.serve"):
         replies = [ask(client, DOMBRA, forwarded_for="203.0.113.7") for _ in range(5)]
         other = ask(client, DOMBRA, forwarded_for="203.0.113.8")
         local = [ask(client, DOMBRA) for _ in range(5)]  # this machine, no proxy: not limited

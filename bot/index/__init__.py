@@ -28,6 +28,7 @@ The modules, each with one reason to change:
 """
 
 from .build import (
+    BuildInProgress,
     BuildReport,
     build_lock,
     faiss_index_for,
@@ -55,7 +56,8 @@ from .manifest import (
 __all__ = [
     "APPROXIMATE_INDEX", "ARTIFACTS", "EXACT_INDEX", "FORMAT_VERSION", "HNSW_EF_CONSTRUCTION", "HNSW_M",
     "SPREAD_SAMPLE",
-    "BuildReport", "ChunkStore", "IndexUnavailable", "LexicalIndex", "LoadedIndex", "RowFile", "StringTable",
+    "BuildInProgress", "BuildReport", "ChunkStore", "IndexUnavailable", "LexicalIndex", "LoadedIndex", "RowFile",
+    "StringTable",
     "build_lock", "current_generation", "faiss_index_for", "index_type_for", "lexical_tokens", "load_index",
     "sampled_sha256", "settings_of", "spread_sample_rows", "stale_files", "update_index", "write_generation",
 ]

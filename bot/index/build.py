@@ -9,6 +9,7 @@ Builds of one index folder take turns (``build_lock``).
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import logging
@@ -82,31 +83,42 @@ class BuildReport:
         ) + skipped_summary(self.skipped)
 
 
+class BuildInProgress(RuntimeError):
+    """Another process holds the build lock (it is updating the index) and waiting was not wanted."""
+
+
 @contextmanager
-def build_lock(index_dir: Path):
-    """Hold an exclusive lock on the index folder while building."""
+def build_lock(index_dir: Path, wait: bool = True):
+    """Hold an exclusive lock on the index folder while building.
+
+    ``wait=False``: raise :class:`BuildInProgress` at once when another process holds it.
+    """
     index_dir.mkdir(parents=True, exist_ok=True)
     with open(index_dir / ".lock", "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            raise BuildInProgress(f"another process is updating the index in {index_dir}") from None
         try:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def update_index(config: Config, embedder: Embedder, progress: bool = False) -> BuildReport:
+def update_index(config: Config, embedder: Embedder, progress: bool = False, wait: bool = True) -> BuildReport:
     """Bring the index in line with the seeds, embedding only what changed.
 
     Safe to call at any time: when nothing changed it writes nothing; a
     missing, damaged or incompatible index is rebuilt from scratch, with the
     reason logged once. The live index is verified in full (every file's
-    SHA-256) before anything is reused from it.
+    SHA-256) before anything is reused from it. ``wait=False``: raise
+    :class:`BuildInProgress` rather than wait while another process builds.
     """
     started = time.perf_counter()
     seeds = load_seeds(config.seeds_dir, config.max_seed_bytes, max_pdf_pages=config.max_pdf_pages,
                        cache_dir=config.cache_dir / "extracted")
     expected = settings_of(config)
-    with build_lock(config.index_dir):
+    with build_lock(config.index_dir, wait=wait):
         report = BuildReport(skipped=seeds.skipped)
         old = _reusable_index(config.index_dir, expected, report)
         old_files = old.manifest["files"] if old else {}
@@ -119,6 +131,8 @@ def update_index(config: Config, embedder: Embedder, progress: bool = False) -> 
         chunks, files, reused = _chunks_of(seeds, old, config, report)
         if not chunks:
             raise NoSeedsError(f"The documents in {config.seeds_dir} hold no sentences to index.")
+        dimension = old.vectors.shape[1] if old is not None else embedder.dimension
+        _check_space(config.index_dir, len(chunks), dimension)  # before the costly embedding
         vectors, context_vectors, report.embedded = _vectors_for(chunks, reused, old, embedder, config, progress)
         manifest = {**expected, "dimension": vectors.shape[1], "files": files, "built_at": time.time()}
         write_generation(config.index_dir, manifest, chunks, vectors, context_vectors, config)
@@ -185,7 +199,7 @@ def _vectors_for(
         is_fresh[position : position + count] = False
     fresh = np.flatnonzero(is_fresh)
     texts = [chunks[i].text for i in fresh] + [chunks[i].context for i in fresh]
-    embedded = embedder.encode_documents(texts, batch_size=config.batch_size, progress=progress and len(texts) > 512)
+    embedded = _embed_with_progress(embedder, texts, config, progress)
     dimension = embedded.shape[1] if len(fresh) else old.vectors.shape[1]
     vectors = np.zeros((len(chunks), dimension), np.float32)
     context_vectors = np.zeros((len(chunks), dimension), np.float32)
@@ -195,6 +209,53 @@ def _vectors_for(
         vectors[position : position + count] = old.vectors[first : first + count]
         context_vectors[position : position + count] = old.context_vectors[first : first + count]
     return vectors, context_vectors, len(fresh)
+
+
+#: Texts embedded per call when building a big index: the time left is logged between calls.
+EMBED_BLOCK = 8192
+#: Seconds between two lines on the embedding's progress.
+PROGRESS_SECONDS = 10.0
+
+
+def _embed_with_progress(embedder: Embedder, texts: list[str], config: Config, progress: bool) -> np.ndarray:
+    """``embedder.encode_documents(texts)``; for many texts, in blocks, logging how far it got and the time left.
+
+    Embedding is most of a build's time (minutes for a seed of a few MB), and
+    without this a build said nothing until it was done.
+    """
+    if len(texts) <= EMBED_BLOCK:
+        return embedder.encode_documents(texts, batch_size=config.batch_size, progress=progress and len(texts) > 512)
+    out: np.ndarray | None = None
+    started = last = time.monotonic()
+    for first in range(0, len(texts), EMBED_BLOCK):
+        block = embedder.encode_documents(texts[first : first + EMBED_BLOCK], batch_size=config.batch_size)
+        if out is None:
+            out = np.empty((len(texts), block.shape[1]), dtype=np.float32)
+        out[first : first + len(block)] = block
+        done, now = first + len(block), time.monotonic()
+        if now - last >= PROGRESS_SECONDS and done < len(texts):
+            rate = done / (now - started)
+            log.info("Embedding the seeds: %d of %d sentences and windows (%.0f a second, about %.0f min left).",
+                     done, len(texts), rate, (len(texts) - done) / rate / 60)
+            last = now
+    return out
+
+
+def _check_space(index_dir: Path, chunks: int, dimension: int) -> None:
+    """Raise ENOSPC before embedding when the index folder cannot hold even the smallest index of ``chunks``.
+
+    The smallest possible index holds two float16 vectors a chunk; a build
+    that cannot fit them would embed every changed seed only to fail when
+    writing, again at every command that finds the index stale.
+    """
+    try:
+        free = shutil.disk_usage(index_dir if index_dir.exists() else index_dir.parent).free
+    except OSError:
+        return
+    needed = chunks * dimension * 2 * 2
+    if free < needed:
+        raise OSError(errno.ENOSPC, f"No space left on device: the index needs at least {needed / 2**20:.1f} MiB "
+                                    f"and {index_dir} has {free / 2**20:.1f} MiB free")
 
 
 def faiss_index_for(vectors: np.ndarray, kind: str) -> faiss.Index:
@@ -223,9 +284,33 @@ def write_generation(
     type, vector precision, chunk count and the checksums are added here.
     The index type follows the size (``Config.exact_index_max_chunks``).
     """
-    kind = index_type_for(len(chunks), config)
     generation = index_dir / f"gen-{time.time_ns():x}-{os.getpid()}"
     generation.mkdir(parents=True)
+    try:
+        return _fill_generation(generation, index_dir, manifest, chunks, vectors, context_vectors, config)
+    except OSError as error:
+        # A generation that could not be written (the disk filled up, the folder became
+        # read-only) is removed at once, so that failed builds do not pile up and fill the
+        # disk for good. (A process killed midway leaves its generation to the next build.)
+        short_write = error.errno is None and "written" in str(error)
+        shutil.rmtree(generation, ignore_errors=True)
+        (index_dir / f".CURRENT.{os.getpid()}").unlink(missing_ok=True)
+        if short_write:  # numpy reports a full disk as a short write, with no errno
+            raise OSError(errno.ENOSPC, f"No space left on device ({error})") from error
+        raise
+
+
+def _fill_generation(
+    generation: Path,
+    index_dir: Path,
+    manifest: dict,
+    chunks: Sequence[Chunk],
+    vectors: np.ndarray,
+    context_vectors: np.ndarray,
+    config: Config,
+) -> Path:
+    """Write everything of a generation into its (new, empty) folder, then make it the live one."""
+    kind = index_type_for(len(chunks), config)
     _write_artifacts(generation, chunks, vectors, context_vectors, kind)
 
     manifest["chunks"] = len(chunks)

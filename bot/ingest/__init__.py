@@ -23,6 +23,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..safeopen import read_inside, walk_inside
 from . import cache, html, markdown, pdf, text, word
 from .blocks import Block, Unreadable
 from .markdown import looks_like_html, markdown_to_text
@@ -92,10 +93,14 @@ def _is_hidden(relative: Path) -> bool:
 
 
 def _candidate_files(seeds_dir: Path) -> list[Path]:
-    """Every visible file under ``seeds_dir`` that is not the bot's own settings, sorted."""
+    """Every visible file under ``seeds_dir`` that is not the bot's own settings, sorted.
+
+    A folder that cannot be listed (a path longer than the system allows) is
+    skipped with a warning, not the end of the listing (:func:`walk_inside`).
+    """
     return [
         path
-        for path in sorted(seeds_dir.rglob("*"))
+        for path in sorted(walk_inside(seeds_dir))
         if not _is_hidden(path.relative_to(seeds_dir)) and path.name not in NOT_DOCUMENTS and path.is_file()
     ]
 
@@ -140,13 +145,31 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def is_plausible_utf16(data: bytes, text: str) -> bool:
+    """Whether ``data``, which starts with a UTF-16 byte-order mark, really is UTF-16 ``text``.
+
+    Any even number of bytes decodes as UTF-16, so a file in another
+    encoding that happens to start with the bytes FF FE (``ÿþ`` in Latin-1)
+    would become a page of CJK-looking characters. Real UTF-16 text has
+    spaces or line breaks, or (for Latin scripts) a zero in every other
+    byte; text decoded from 8-bit bytes has neither.
+    """
+    body = text.lstrip("\ufeff")
+    if len(body) < 16:
+        return True
+    if data.count(0) * 4 >= len(data):
+        return True
+    return any(ch.isspace() or "\u3000" <= ch <= "\u303f" for ch in body)
+
+
 def decode(data: bytes) -> str | None:
     """Decode a text file's bytes, or return None when they are not text."""
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         try:
-            return data.decode("utf-16")
+            text = data.decode("utf-16")
         except UnicodeDecodeError:
             return None
+        return text if is_plausible_utf16(data, text) else None
     if b"\x00" in data[:8192]:
         return None
     try:
@@ -190,7 +213,9 @@ def read_seed(
         size = path.stat().st_size
         if size > max_bytes:
             return SkippedFile(name, f"{size} bytes is over the {max_bytes}-byte limit")
-        data = path.read_bytes()
+        # Every format's bytes come from here, opened inside the seeds folder only:
+        # a file swapped for a link to elsewhere since it was listed is refused.
+        data = read_inside(seeds_dir, path, max_bytes)
     except OSError as error:
         return SkippedFile(name, f"cannot read it ({error.strerror or error})")
     digest = hashlib.sha256(data).hexdigest()

@@ -14,6 +14,12 @@ resident memory after a warm-up and after the run, which must stay within
 
 Without ``--url`` it starts its own ``bot serve`` (rate limit off, so that it
 measures capacity) on a free loopback port and stops it afterwards.
+
+With ``flood``, one more client asks as fast as it can, ``flood`` questions
+at once, from one address behind a proxy (``X-Forwarded-For``), so the
+server's rate limit applies to it while the fans (local, no proxy header)
+are not limited: the fans' failures and latency show whether the flood
+crowds them out. The server started for it keeps its default rate limit.
 """
 
 from __future__ import annotations
@@ -21,6 +27,8 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import math
+import multiprocessing
+import queue
 import random
 import time
 import urllib.parse
@@ -31,6 +39,12 @@ from .server import ask_async, rss_mib
 
 #: The server's memory after the run may differ from after warm-up by this share.
 MEMORY_TOLERANCE = 0.10
+#: Sessions the server keeps (``bot.serve.app.STATE_SESSIONS``): with fresh sessions every
+#: question adds one until there are this many, so the warm-up lasts at least this many
+#: questions, and the memory measured after it is the plateau, not the climb to it.
+SERVER_SESSIONS = 2000
+#: The longest that warm-up may be stretched for it, in seconds.
+MAX_SESSION_WARMUP = 180.0
 
 HISTORY = [
     {"role": "user", "content": "What is her debut album called?"},
@@ -54,6 +68,8 @@ QUESTIONS: list[tuple[str, list[dict] | None]] = [
     ("?!?!", None),
 ]
 VALID_KINDS = {"answer", "refusal", "small_talk", "invalid", "other_language", "rate_limited"}
+#: Where the flooding client says it is (a documentation address; the traffic stays on loopback).
+FLOOD_ADDRESS = "203.0.113.250"
 
 
 @dataclass
@@ -74,6 +90,11 @@ class LoadReport:
     rss_mib_after_run: float | None = None
     rss_change: float | None = None
     errors: list[str] = field(default_factory=list)
+    #: The flooding client, when there was one: questions at once, asked, answered in full, turned away.
+    flood: int = 0
+    flood_requests: int = 0
+    flood_answered: int = 0
+    flood_turned_away: int = 0
 
     @property
     def memory_ok(self) -> bool:
@@ -92,6 +113,11 @@ class LoadReport:
             (f"latency       p50 {self.latency_ms_p50:.0f} ms, p95 {self.latency_ms_p95:.0f} ms, "
              f"max {self.latency_ms_max:.0f} ms"),
         ]
+        if self.flood:
+            lines.append(
+                f"flood         one client, {self.flood} at once: {self.flood_requests} questions, "
+                f"{self.flood_answered} answered, {self.flood_turned_away} told to slow down"
+            )
         if self.rss_mib_after_warmup is not None:
             lines.append(
                 f"server RSS    {self.rss_mib_after_warmup:.1f} MiB after warm-up, {self.rss_mib_after_run:.1f} MiB "
@@ -136,6 +162,7 @@ class _Run:
         self.failed = 0
         self.rate_limited = 0
         self.errors: list[str] = []
+        self.flood_requests = self.flood_answered = self.flood_turned_away = 0
 
     def take(self) -> bool:
         if time.monotonic() >= self.deadline or self.budget <= 0:
@@ -149,9 +176,10 @@ class _Run:
             self.errors.append(why)
 
 
-async def _ask(client, base: str, question: str, history, timeout: float, session: str | None) -> dict:
+async def _ask(client, base: str, question: str, history, timeout: float, session: str | None,
+               headers: dict | None = None) -> dict:
     """One question through the HTTP API; returns the answer dict or raises."""
-    answer = await ask_async(client, base, question, history, timeout=timeout, session=session)
+    answer = await ask_async(client, base, question, history, timeout=timeout, session=session, headers=headers)
     if not isinstance(answer, dict) or not isinstance(answer.get("text"), str) or not answer["text"].strip():
         raise RuntimeError(f"malformed answer {answer!r}"[:200])
     if answer.get("kind") not in VALID_KINDS:
@@ -179,6 +207,36 @@ async def _fan(number: int, client, base: str, run: _Run, timeout: float, think:
             await asyncio.sleep(chooser.uniform(0, 2 * think))
 
 
+async def _flooder(client, base: str, run: _Run, timeout: float) -> None:
+    """One worker of the flooding client: ask, read the answer, ask again, until the run ends."""
+    headers = {"X-Forwarded-For": FLOOD_ADDRESS}
+    while time.monotonic() < run.deadline:
+        run.flood_requests += 1
+        try:
+            answer = await _ask(client, base, QUESTIONS[0][0], None, timeout, None, headers)
+        except Exception:  # noqa: BLE001 - refused at the door (429/503) or failed: either way not answered
+            await asyncio.sleep(0.05)
+            continue
+        if answer["kind"] == "rate_limited":
+            run.flood_turned_away += 1
+        else:
+            run.flood_answered += 1
+
+
+def _flood(base: str, flood: int, seconds: float, timeout: float, results) -> None:
+    """The flooding client, in a process of its own (so that it does not slow the fans' own loop)."""
+    import httpx
+
+    run = _Run(time.monotonic() + seconds, 0)
+
+    async def main():
+        async with httpx.AsyncClient(limits=httpx.Limits(max_connections=flood), trust_env=False) as client:
+            await asyncio.gather(*(_flooder(client, base, run, timeout) for _ in range(flood)))
+
+    asyncio.run(main())
+    results.put((run.flood_requests, run.flood_answered, run.flood_turned_away))
+
+
 async def _phase(
     base: str, fans: int, seconds: float, max_requests: int, timeout: float, think: float = 0.0, fresh: bool = False
 ) -> _Run:
@@ -193,6 +251,17 @@ async def _phase(
     return run
 
 
+def _warm_up(
+    base: str, fans: int, seconds: float, max_requests: int, timeout: float, think: float, fresh: bool
+) -> None:
+    """The uncounted warm-up; with ``fresh`` sessions, stretched until the server holds all the sessions it keeps."""
+    warmed = asyncio.run(_phase(base, fans, seconds, max_requests, timeout, think, fresh))
+    asked, stretched = len(warmed.latencies) + warmed.failed, 0.0
+    while fresh and asked < SERVER_SESSIONS and stretched < MAX_SESSION_WARMUP:
+        more = asyncio.run(_phase(base, fans, 5.0, SERVER_SESSIONS - asked, timeout, think, fresh))
+        asked, stretched = asked + len(more.latencies) + more.failed, stretched + 5.0
+
+
 def run_load(
     url: str,
     fans: int = 50,
@@ -203,6 +272,7 @@ def run_load(
     think: float = 0.0,
     pid: int | None = None,
     fresh_sessions: bool = False,
+    flood: int = 0,
 ) -> LoadReport:
     """Load ``url`` (a running ``bot serve`` on this machine) with ``fans`` fans for ``seconds``.
 
@@ -210,22 +280,38 @@ def run_load(
     counted; ``pid`` is the server's process id, for its memory. Each fan
     keeps one session, as a browser tab or a ``gradio_client.Client`` does;
     ``fresh_sessions`` sends every question without one, as ``curl`` would.
+    ``flood``: questions at once of one flooding client during the counted
+    run (see the module's docstring).
     """
     require_loopback(url)
     base = url if url.endswith("/") else url + "/"
     if warmup > 0:
-        asyncio.run(_phase(base, fans, warmup, max_requests, timeout, think, fresh_sessions))
+        _warm_up(base, fans, warmup, max_requests, timeout, think, fresh_sessions)
     settle = 1.0
     time.sleep(settle)
     before = rss_mib(pid) if pid else None
     started = time.monotonic()
+    flooding = None
+    if flood:
+        context = multiprocessing.get_context("spawn")
+        flood_results = context.Queue()
+        flooding = context.Process(target=_flood, args=(base, flood, seconds, timeout, flood_results), daemon=True)
+        flooding.start()
     run = asyncio.run(_phase(base, fans, seconds, max_requests, timeout, think, fresh_sessions))
     elapsed = time.monotonic() - started
+    if flooding is not None:
+        try:
+            run.flood_requests, run.flood_answered, run.flood_turned_away = flood_results.get(timeout=timeout + 30)
+        except queue.Empty:
+            run.fail("the flooding client did not report")
+        flooding.join(10)
     time.sleep(settle)
     after = rss_mib(pid) if pid else None
     report = LoadReport(url=base, fans=fans, seconds=elapsed)
     report.requests = len(run.latencies) + run.failed
     report.failed, report.rate_limited, report.errors = run.failed, run.rate_limited, run.errors
+    report.flood, report.flood_requests = flood, run.flood_requests
+    report.flood_answered, report.flood_turned_away = run.flood_answered, run.flood_turned_away
     report.latency_ms_p50 = percentile(run.latencies, 0.50)
     report.latency_ms_p95 = percentile(run.latencies, 0.95)
     report.latency_ms_max = max(run.latencies, default=0.0)

@@ -87,23 +87,28 @@ def read_answer(stream: str):
     return answer
 
 
-def ask(client, base: str, question: str, history=None, *, timeout: float, session: str | None = None):
+def ask(client, base: str, question: str, history=None, *, timeout: float, session: str | None = None,
+        headers: dict | None = None):
     """One question through the HTTP API with an ``httpx.Client`` (POST, then the event stream).
 
+    ``headers`` go with both requests (an ``X-Forwarded-For``, say).
     Raises on an HTTP error or when no answer comes (see read_answer).
     """
-    joined = client.post(base + ASK_PATH, json=_ask_body(question, history, session), timeout=timeout)
+    joined = client.post(base + ASK_PATH, json=_ask_body(question, history, session), timeout=timeout,
+                         headers=headers)
     joined.raise_for_status()
-    stream = client.get(f"{base}{ASK_PATH}/{joined.json()['event_id']}", timeout=timeout)
+    stream = client.get(f"{base}{ASK_PATH}/{joined.json()['event_id']}", timeout=timeout, headers=headers)
     stream.raise_for_status()
     return read_answer(stream.text)
 
 
-async def ask_async(client, base: str, question: str, history=None, *, timeout: float, session: str | None = None):
+async def ask_async(client, base: str, question: str, history=None, *, timeout: float, session: str | None = None,
+                    headers: dict | None = None):
     """:func:`ask` with an ``httpx.AsyncClient``."""
-    joined = await client.post(base + ASK_PATH, json=_ask_body(question, history, session), timeout=timeout)
+    joined = await client.post(base + ASK_PATH, json=_ask_body(question, history, session), timeout=timeout,
+                               headers=headers)
     joined.raise_for_status()
-    stream = await client.get(f"{base}{ASK_PATH}/{joined.json()['event_id']}", timeout=timeout)
+    stream = await client.get(f"{base}{ASK_PATH}/{joined.json()['event_id']}", timeout=timeout, headers=headers)
     stream.raise_for_status()
     return read_answer(stream.text)
 

@@ -4,8 +4,11 @@ One module per concern:
 
 - :mod:`.render`: what the chat shows, escaped as text (no Gradio);
 - :mod:`.watch`: the seed watcher and the index status line;
-- :mod:`.guard`: the ASGI guards (body limit, login throttle), the client's address, ``--auth``;
+- :mod:`.guard`: the body limit and login throttle (ASGI), the client's address (IPv6 by /64), ``--auth``;
+- :mod:`.gate`: the queue's door, where a client over its rate limit is answered before it takes a place;
+- :mod:`.routes`: routes that only ever fail (clean 404s), the login page, ``/ask`` without a history;
 - :mod:`.ratelimit`: the per-client rate limit (no Gradio);
+- :mod:`.connections`: deadlines for reading a request, the cap on connections, quiet logs (uvicorn, no Gradio);
 - :mod:`.gradio_fixes`: every change to Gradio's private internals, guarded by its version;
 - :mod:`.app`: the page and the ``/ask`` API (:class:`~.app.ChatHandlers`, :func:`~.app.build_app`);
 - :mod:`.server`: ``serve()``, the server's start-up, logs and shutdown.

@@ -12,7 +12,6 @@ from disk is served, nothing is uploaded, request bodies and login attempts
 are limited (:mod:`bot.serve.guard`).
 """
 
-import json
 import logging
 import os
 import time
@@ -24,7 +23,8 @@ from ..answer import Answer
 from ..core import Bot
 from ..feedback.store import QuestionLog
 from ..persona import Persona
-from . import gradio_fixes
+from . import connections, gradio_fixes
+from .gate import QueueGate, QueueGuard
 from .guard import (
     LOGIN_ATTEMPTS_PER_MINUTE,
     MAX_REQUEST_BYTES,
@@ -44,6 +44,7 @@ from .render import (
     render_chat,
     user_message,
 )
+from .routes import KnownRoutes, OptionalHistory, PrivateUntilLogin
 from .watch import IndexStatus, status_html
 
 log = logging.getLogger(__name__)
@@ -110,7 +111,8 @@ class ChatApp(gr.Blocks):
     every Gradio version, so the lock-down is never left out.
     """
 
-    def launch(self, *args, **kwargs):
+    def launch(self, *args, connection_limits: connections.ConnectionLimits | None = None, **kwargs):
+        """Gradio's ``launch()``, locked down, guarded, and with :mod:`.connections`'s limits."""
         from starlette.middleware import Middleware
 
         kwargs.setdefault("theme", THEME)
@@ -121,59 +123,22 @@ class ChatApp(gr.Blocks):
         middleware = [Middleware(BodyLimit, max_bytes=MAX_REQUEST_BYTES)]
         if kwargs.get("auth"):
             middleware.append(Middleware(LoginThrottle, limiter=RateLimiter(LOGIN_ATTEMPTS_PER_MINUTE)))
+            middleware.append(Middleware(PrivateUntilLogin))
+        api_names = {fn.api_name for fn in self.fns.values() if fn.api_name}
+        middleware.append(Middleware(KnownRoutes, api_names=api_names, fn_ids=set(self.fns)))
+        handlers = getattr(self, "chat_handlers", None)
+        if handlers is not None:  # over its rate limit, a client is answered at the door, not queued
+            middleware.append(Middleware(QueueGuard, gate=handlers.gate, slow_down=handlers.slow_down))
         middleware.append(Middleware(OptionalHistory))
         app_kwargs = dict(kwargs.get("app_kwargs") or {})
         app_kwargs["middleware"] = [*middleware, *app_kwargs.get("middleware", [])]
+        # FastAPI's own /openapi.json describes every route, and no password guards it
+        # (Gradio's /gradio_api/openapi.json, which does, stays).
+        app_kwargs.setdefault("openapi_url", None)
         kwargs["app_kwargs"] = app_kwargs
-        return super().launch(*args, **kwargs)
-
-
-class OptionalHistory:
-    """ASGI middleware: ``POST /gradio_api/call/ask`` with the question alone gets no history.
-
-    ``gradio_client`` fills in the optional ``history``; Gradio's plain HTTP
-    route does not, and answers ``{"data": ["..."]}`` (all a curl user sends)
-    with an empty error. This adds the missing ``null``, nothing else; the
-    body is already capped by :class:`~bot.serve.guard.BodyLimit`, which runs
-    first.
-    """
-
-    ROUTE = "/gradio_api/call/ask"
-
-    def __init__(self, app):
-        self.app = app
-
-    async def __call__(self, scope, receive, send):
-        asks = scope["type"] == "http" and scope["method"] == "POST" and scope["path"].rstrip("/").endswith(self.ROUTE)
-        if not asks:
-            await self.app(scope, receive, send)
-            return
-        chunks, message = [], {"more_body": True}
-        while message.get("more_body"):
-            message = await receive()
-            if message["type"] != "http.request":  # the client went away
-                return
-            chunks.append(message.get("body", b""))
-        body = b"".join(chunks)
-        try:
-            payload = json.loads(body)
-        except ValueError:
-            payload = None  # Gradio answers it as it would have
-        if isinstance(payload, dict) and isinstance(payload.get("data"), list) and len(payload["data"]) == 1:
-            payload["data"].append(None)
-            body = json.dumps(payload).encode()
-            headers = [(k, v) for k, v in scope["headers"] if k.lower() != b"content-length"]
-            scope = {**scope, "headers": [*headers, (b"content-length", str(len(body)).encode())]}
-        replayed = False
-
-        async def replay():
-            nonlocal replayed
-            if replayed:
-                return await receive()
-            replayed = True
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        await self.app(scope, replay, send)
+        connections.quiet_repeated_logs()
+        with gradio_fixes.uvicorn_settings(connections.uvicorn_settings(connection_limits)):
+            return super().launch(*args, **kwargs)
 
 
 class ChatHandlers:
@@ -194,16 +159,20 @@ class ChatHandlers:
         self.question_log = question_log
         self.status = status or IndexStatus()
         self.limiter = rate_limit if rate_limit is not None else RateLimiter(0)
-        # One log line per client a minute about its rate limit, however hard it tries.
-        self._noticed = RateLimiter(1)
+        #: The queue's door (:class:`~.gate.QueueGuard`) counts each client's waiting questions here.
+        self.gate = QueueGate(self.limiter)
+
+    def slow_down(self) -> dict:
+        """The answer to a client over its rate limit, as the API gives it."""
+        voice = self.bot.persona
+        return Answer(text=voice.say(voice.slow_down), refused=True, kind="rate_limited").to_dict()
 
     def answer(self, question: str, history: list[dict], request: gr.Request | None = None) -> Answer:
         """The bot's answer, a friendly "slow down" over the rate limit, or an apology if answering failed."""
         client = client_of(request)
+        self.gate.started(client)
         if client is not None and not self.limiter.allow(client):
-            if self._noticed.allow(client):
-                log.info("Rate limit: %s asks more than %d questions a minute; asking it to slow down.",
-                         client, self.limiter.per_minute)
+            self.gate.notice(client)
             voice = self.bot.persona
             return Answer(text=voice.say(voice.slow_down), refused=True, kind="rate_limited")
         try:
@@ -312,6 +281,7 @@ def build_app(bot: Bot, status: IndexStatus | None = None, rate_limit: RateLimit
     handlers = ChatHandlers(bot, status, rate_limit, question_log)
     persona = bot.persona
     with ChatApp(title=f"{persona.bot_name} · {persona.artist_name}", analytics_enabled=False) as app:
+        app.chat_handlers = handlers
         turns = gr.State([])
         seen_version = gr.State(-1)
 

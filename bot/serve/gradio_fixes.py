@@ -12,6 +12,7 @@ Everything else the server asks of Gradio goes through its public API
 (``launch()``'s settings, ``queue()``, events): see :mod:`bot.serve.app`.
 """
 
+import contextlib
 import logging
 
 import gradio as gr
@@ -88,3 +89,34 @@ def _without_event_analytics(app: gr.Blocks) -> None:
         queue.ANAYLTICS_CACHE_FREQUENCY = 2**62
     else:
         log.warning("This Gradio's queue keeps its event statistics in another way; left as it is.")
+
+
+@contextlib.contextmanager
+def uvicorn_settings(settings: dict):
+    """While a ``launch()`` runs inside this, the uvicorn server Gradio starts gets ``settings``.
+
+    Gradio makes uvicorn's ``Config`` itself, with no way to pass settings
+    (timeouts, the HTTP protocol, a connection cap: see
+    :mod:`bot.serve.connections`); its ``http_server.Server`` is swapped for a
+    subclass that sets them on the config before the server starts.
+    """
+    from gradio import http_server
+
+    original = getattr(http_server, "Server", None)
+    if gradio_major() != WRITTEN_FOR or original is None or not hasattr(original, "run_in_thread"):
+        log.warning("Gradio %s starts its server in another way: the connection limits are left out "
+                    "(see bot/serve/gradio_fixes.py).", gr.__version__)
+        yield
+        return
+
+    class ConfiguredServer(original):
+        def __init__(self, config, *args, **kwargs):
+            for name, value in settings.items():
+                setattr(config, name, value)
+            super().__init__(config, *args, **kwargs)
+
+    http_server.Server = ConfiguredServer
+    try:
+        yield
+    finally:
+        http_server.Server = original

@@ -2,13 +2,23 @@
 
 - :class:`BodyLimit` refuses request bodies over :data:`MAX_REQUEST_BYTES`;
 - :class:`LoginThrottle` limits login attempts per client when a password is set;
-- :func:`client_of` names the client a question comes from, for the rate limit;
+- :func:`client_of` and :func:`client_key` name the client a question comes from,
+  for the rate limit (IPv6 clients by their /64 network);
 - :func:`parse_auth` and :func:`launch_settings` turn ``--auth`` into Gradio's login.
+
+The queue's door (a client over its rate limit is turned away before it
+takes a place in the queue) is in :mod:`.gate`; routes that only ever fail
+and what a visitor sees before logging in are in :mod:`.routes`.
 
 The middleware classes are plain ASGI, so they are tested without Gradio.
 """
 
+import ipaddress
+import logging
+
 from .ratelimit import RateLimiter
+
+log = logging.getLogger(__name__)
 
 #: Largest HTTP request body the server reads; a question and its history fit
 #: many times over. Bigger ones get "413 Request Entity Too Large".
@@ -88,7 +98,7 @@ class LoginThrottle:
     async def __call__(self, scope, receive, send):
         if scope["type"] == "http" and scope.get("method") == "POST" and scope["path"].rstrip("/").endswith("/login"):
             client = scope.get("client")
-            if not self.limiter.allow(client[0] if client else "unknown"):
+            if not self.limiter.allow(network_of(client[0]) if client else "unknown"):
                 from starlette.responses import JSONResponse
 
                 response = JSONResponse(
@@ -122,24 +132,50 @@ def launch_settings(auth: list[tuple[str, str]] | None) -> dict:
     return {"auth": auth, "auth_message": "This chat is private. Please sign in."}
 
 
-def client_of(request) -> str | None:
-    """The client a question comes from, for the rate limit: its IP address.
+def network_of(host: str) -> str:
+    """The key a client's address is counted under: an IPv4 address as it is, an IPv6 one by its /64.
 
-    ``request`` is Gradio's ``gr.Request`` (its ``client.host`` and ``headers``), or None.
+    One IPv6 subscriber gets a whole /64 (2**64 addresses), so counting each
+    address apart would let one client rotate through fresh buckets forever.
+    An IPv4 address mapped into IPv6 counts as that IPv4 address. Anything
+    that is not an address (a Unix socket, a test client) is its own key.
+    """
+    try:
+        address = ipaddress.ip_address(host.split("%", 1)[0])  # without a zone (fe80::1%eth0)
+    except ValueError:
+        return host
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        if address.is_loopback:  # ::1 is one machine: this one (a proxy on it)
+            return str(address)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
+
+
+def client_key(host: str | None, headers) -> str | None:
+    """The client a request comes from, for the rate limit, from its peer address and headers.
 
     Behind a reverse proxy on the same machine this is the fan's address from
     ``X-Forwarded-For`` (uvicorn trusts that header from 127.0.0.1 only; see
     ``FORWARDED_ALLOW_IPS``). None for a client on this very machine that came
-    through no proxy (a health check, ``bot loadtest``), or a call from Python
-    with no request at all: it is not limited.
+    through no proxy (a health check, ``bot loadtest``): it is not limited.
+    ``headers`` maps lower-case header names to values.
+    """
+    if not host:
+        return "unknown"
+    if host in LOOPBACK and not any(name in headers for name in ("x-forwarded-for", "forwarded", "x-real-ip")):
+        return None
+    return network_of(str(host))
+
+
+def client_of(request) -> str | None:
+    """The client a question comes from, for the rate limit (see :func:`client_key`).
+
+    ``request`` is Gradio's ``gr.Request`` (its ``client.host`` and ``headers``),
+    or None for a call from Python with no request at all: it is not limited.
     """
     if request is None:
         return None
     host = getattr(getattr(request, "client", None), "host", None)
-    if not host:
-        return "unknown"
-    if host in LOOPBACK:
-        headers = getattr(request, "headers", None) or {}
-        if not any(name in headers for name in ("x-forwarded-for", "forwarded", "x-real-ip")):
-            return None
-    return str(host)
+    return client_key(host, getattr(request, "headers", None) or {})

@@ -1,8 +1,9 @@
 """A per-client rate limit for the questions a public bot answers.
 
 :class:`RateLimiter` is a token bucket per client key (the client's IP
-address): a client may ask ``per_minute`` questions in a burst, and then one
-more every ``60 / per_minute`` seconds. Memory stays bounded however many
+address, or its /64 network for IPv6: see :func:`bot.serve.guard.client_key`):
+a client may ask ``per_minute`` questions in a burst, and then one more every
+``60 / per_minute`` seconds. Memory stays bounded however many
 clients come and go: idle clients are forgotten, and past ``max_clients`` the
 least recently seen ones are dropped (which only ever errs towards letting a
 client ask).
@@ -51,6 +52,15 @@ class RateLimiter:
             self._buckets[key] = (tokens, now)  # most recently seen last
             self._forget(now)
             return allowed
+
+    def available(self, key: str) -> float:
+        """Questions ``key`` may ask right now, without taking any (``inf`` when there is no limit)."""
+        if not self.enabled:
+            return float("inf")
+        now = self._clock()
+        with self._lock:
+            tokens, last = self._buckets.get(key, (float(self.per_minute), now))
+        return min(float(self.per_minute), tokens + (now - last) * self._rate)
 
     def retry_after(self, key: str) -> float:
         """Seconds until ``key`` may ask again (0 when it may ask now)."""

@@ -18,6 +18,7 @@ from pathlib import Path
 from ..config import Config
 from ..core import Bot
 from ..feedback.store import DEFAULT_KEEP_DAYS, QuestionLog
+from ..index import IndexUnavailable, load_index, settings_of
 from .app import build_app
 from .guard import LOOPBACK, ServeError, launch_settings
 from .ratelimit import DEFAULT_RATE_LIMIT, RateLimiter
@@ -47,21 +48,17 @@ def serve(
     """
     started = time.perf_counter() if started is None else started
     log.info("Loading the index of %s and the embedding model…", config.seeds_dir)
-    bot = Bot(config)
-    bot.ensure_index()
-    bot.retrieve("warm up", k=1)  # load the model now, not on the first fan's question
-    status = IndexStatus()
-    watcher = SeedWatcher(bot, status)
-    check_index_is_current(bot, watcher)
-    watcher.start()
+    bot, status, watcher = _start_bot(config)
     question_log = QuestionLog.open(log_path, log_days) if log_path is not None else None
     app = build_app(bot, status, RateLimiter(rate_limit), question_log)
     if threading.current_thread() is threading.main_thread():
         # Stop cleanly on SIGTERM (a service manager, a test) as on Ctrl+C.
         signal.signal(signal.SIGTERM, _interrupt)
+    # An IPv6 address goes in brackets wherever it becomes part of a URL (Gradio checks its own).
+    listen = f"[{host}]" if ":" in host and not host.startswith("[") else host
     try:
         try:
-            app.launch(server_name=host, server_port=port, prevent_thread_lock=True, show_error=False, quiet=True,
+            app.launch(server_name=listen, server_port=port, prevent_thread_lock=True, show_error=False, quiet=True,
                        **launch_settings(auth))
         except OSError as error:
             log.debug("Launching failed: %s", error)
@@ -70,7 +67,7 @@ def serve(
                 "Choose another with --port."
             ) from None
         log.info("Ready to chat after %.1fs (since the process started): http://%s:%d/",
-                 time.perf_counter() - started, host, port)
+                 time.perf_counter() - started, listen, port)
         log.info(
             "Password: %s. Rate limit: %s.",
             f"required ({len(auth)} account{'s' if len(auth) != 1 else ''})" if auth else "none",
@@ -79,13 +76,33 @@ def serve(
         log.info("Question log: %s.", _log_line(question_log, log_days))
         if host not in LOOPBACK and not auth:
             log.warning("Listening on %s: anyone who can reach this machine can use the chat "
-                        "(--auth USER:PASSWORD makes it private).", host)
+                        "(--auth USER:PASSWORD makes it private).", listen)
         app.block_thread()  # until Ctrl+C or SIGTERM
     finally:
         watcher.stop()
         if question_log is not None:
             question_log.close()
         log.info("Stopped.")
+
+
+def _start_bot(config: Config) -> tuple[Bot, IndexStatus, SeedWatcher]:
+    """The bot with an index to answer from, and the seed watcher (started) that keeps it current."""
+    bot = Bot(config)
+    try:
+        # An index there is already: serve it at once, and bring it up to date in the
+        # background (a big seed can take minutes, or another process may be building).
+        bot.use_index(load_index(config.index_dir, settings_of(config)))
+        update_first = True
+    except IndexUnavailable:
+        bot.ensure_index()  # nothing to answer from yet: build it first
+        update_first = False
+    bot.retrieve("warm up", k=1)  # load the model now, not on the first fan's question
+    status = IndexStatus()
+    watcher = SeedWatcher(bot, status)
+    if not update_first:
+        check_index_is_current(bot, watcher)
+    watcher.start(update_first=update_first)
+    return bot, status, watcher
 
 
 def _log_line(question_log: QuestionLog | None, log_days: int) -> str:
