@@ -19,7 +19,6 @@ from ..config import Config
 from ..core import Bot
 from ..feedback.store import DEFAULT_KEEP_DAYS, QuestionLog
 from ..index import IndexUnavailable, load_index, settings_of
-from .app import build_app
 from .guard import LOOPBACK, ServeError, launch_settings
 from .ratelimit import DEFAULT_RATE_LIMIT, RateLimiter
 from .watch import IndexStatus, SeedWatcher, check_index_is_current
@@ -48,7 +47,9 @@ def serve(
     """
     started = time.perf_counter() if started is None else started
     log.info("Loading the index of %s and the embedding model…", config.seeds_dir)
-    bot, status, watcher = _start_bot(config)
+    bot, status, watcher = _while_gradio_loads(_start_bot, config)
+    from .app import build_app  # imported by now
+
     question_log = QuestionLog.open(log_path, log_days) if log_path is not None else None
     app = build_app(bot, status, RateLimiter(rate_limit), question_log)
     if threading.current_thread() is threading.main_thread():
@@ -103,6 +104,27 @@ def _start_bot(config: Config) -> tuple[Bot, IndexStatus, SeedWatcher]:
         check_index_is_current(bot, watcher)
     watcher.start(update_first=update_first)
     return bot, status, watcher
+
+
+def _while_gradio_loads(work, *args):
+    """``work(*args)`` in a thread while this one imports Gradio: the two take seconds each,
+    mostly in native code, so on two cores a start takes about the longer of them, not their sum."""
+    outcome: dict = {}
+
+    def run() -> None:
+        try:
+            outcome["result"] = work(*args)
+        except BaseException as error:  # noqa: BLE001 - raised again below, in the caller's thread
+            outcome["error"] = error
+
+    worker = threading.Thread(target=run, name="bot-start", daemon=True)
+    worker.start()
+    from . import app  # noqa: F401 - the import is the point: Gradio, while the bot loads
+
+    worker.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["result"]
 
 
 def _log_line(question_log: QuestionLog | None, log_days: int) -> str:
