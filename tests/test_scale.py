@@ -244,6 +244,6 @@ def test_chunks_vocabulary_and_words_are_read_on_demand(seeds_dir, index_dir, em
     assert set(index.lexical.terms) >= set(frequency)
     assert all(index.lexical.document_frequency(t) == n for t, n in frequency.items())
     assert index.lexical.document_frequency("zanzibar") == 0
-    assert retriever.unknown_terms("dombra zanzibar")[0] == ["zanzibar"]
+    assert [term.stem for term in retriever.unknown_terms("dombra zanzibar")[0]] == ["zanzibar"]
 
 
