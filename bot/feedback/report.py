@@ -245,7 +245,9 @@ def build_report(rows: list[LoggedQuestion], bot=None, logs: Sequence[Path] = ()
 
 def _where(item: dict) -> str:
     where = f"{item['source']}:{item['start']}-{item['end']}"
-    return f"{where} ({item['location']})" if item.get("location") else where
+    # The location says more only when it names a page or a section, not the file again.
+    location = item.get("location")
+    return f"{where} ({location})" if location and location != item["source"] else where
 
 
 def _short(text: str, limit: int = 160) -> str:
