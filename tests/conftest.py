@@ -162,14 +162,28 @@ def make_bot(embedder):
     return make
 
 
-@pytest.fixture(scope="session")
-def sezim_bot(tmp_path_factory, embedder) -> Bot:
-    """One bot over a copy of the shipped seeds, built once for the answer tests."""
-    base = tmp_path_factory.mktemp("sezim")
-    seeds = copy_seeds(SEEDS, base / "seeds")
+def built_bot(base: Path, embedder: Embedder, files: dict[str, str] | None = None) -> Bot:
+    """A real Bot over ``base/seeds`` with its index built in ``base/index``.
+
+    The seeds are ``files`` (name -> text) written here, or a copy of the
+    shipped seeds when none are given.
+    """
+    seeds = base / "seeds"
+    if files is None:
+        copy_seeds(SEEDS, seeds)
+    else:
+        seeds.mkdir(parents=True)
+        for name, text in files.items():
+            (seeds / name).write_text(text, encoding="utf-8")
     bot = Bot(Config(seeds_dir=seeds, index_dir=base / "index"), embedder=embedder)
     bot.ensure_index()
     return bot
+
+
+@pytest.fixture(scope="session")
+def sezim_bot(tmp_path_factory, embedder) -> Bot:
+    """One bot over a copy of the shipped seeds, built once for the answer tests."""
+    return built_bot(tmp_path_factory.mktemp("sezim"), embedder)
 
 
 def seed_text(seeds: Path, source: str) -> str:

@@ -11,7 +11,7 @@ import bot as bot_package
 from bot import Answer, Passage
 from bot.answer import AnswerKind
 
-from conftest import DOMBRA, SEEDS, SEZIM_FILE, assert_quoted_verbatim, copy_seeds
+from conftest import DOMBRA, SEEDS, SEZIM_FILE, assert_quoted_verbatim, built_bot, copy_seeds
 
 ALBUM = "What is her debut album called?"
 
@@ -334,15 +334,8 @@ MIRA_SEED = (
 
 @pytest.fixture(scope="module")
 def mira_bot(tmp_path_factory, embedder):
-    from bot import Bot, Config
-
-    base = tmp_path_factory.mktemp("mira")
-    (base / "seeds").mkdir()
-    (base / "seeds" / "mira.txt").write_text(MIRA_SEED, encoding="utf-8")
-    (base / "seeds" / "persona.toml").write_text('artist_name = "Mira Sato"\n', encoding="utf-8")
-    bot = Bot(Config(seeds_dir=base / "seeds", index_dir=base / "index"), embedder=embedder)
-    bot.ensure_index()
-    return bot
+    files = {"mira.txt": MIRA_SEED, "persona.toml": 'artist_name = "Mira Sato"\n'}
+    return built_bot(tmp_path_factory.mktemp("mira"), embedder, files)
 
 
 @pytest.mark.parametrize(

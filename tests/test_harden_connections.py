@@ -22,21 +22,17 @@ import pytest
 
 gr = pytest.importorskip("gradio")
 
-from bot import Bot, Config  # noqa: E402
 from bot.serve import build_app  # noqa: E402
 from bot.serve.connections import ConnectionLimits, RepeatFilter  # noqa: E402
 
-from conftest import SEEDS, copy_seeds, free_port  # noqa: E402
+from conftest import SEEDS, built_bot, copy_seeds, free_port  # noqa: E402
 
 LIMITS = ConnectionLimits(header_seconds=1.0, body_seconds=1.5, keep_alive_seconds=1.0, max_connections=20)
 
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory, embedder):
-    base = tmp_path_factory.mktemp("connections")
-    seeds = copy_seeds(SEEDS, base / "seeds")
-    chat_bot = Bot(Config(seeds_dir=seeds, index_dir=base / "index"), embedder=embedder)
-    chat_bot.ensure_index()
+    chat_bot = built_bot(tmp_path_factory.mktemp("connections"), embedder)
     app = build_app(chat_bot)
     port = free_port()
     app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,

@@ -17,13 +17,12 @@ import pytest
 gr = pytest.importorskip("gradio")
 httpx = pytest.importorskip("httpx")
 
-from bot import Bot, Config  # noqa: E402
 from bot.serve import app as app_module  # noqa: E402
 from bot.serve import build_app  # noqa: E402
 from bot.serve.gate import MAX_WAITING_PER_CLIENT, TURNED_AWAY_PREFIX, QueueGate  # noqa: E402
 from bot.serve.ratelimit import RateLimiter  # noqa: E402
 
-from conftest import DOMBRA, SEEDS, copy_seeds, free_port  # noqa: E402
+from conftest import DOMBRA, built_bot, free_port  # noqa: E402
 
 QUEUE = 24  # the queue's size for these tests; the flood is several times that
 FLOOD = 120
@@ -63,10 +62,7 @@ def test_gate_caps_waiting_questions_even_under_the_limit():
 
 @pytest.fixture(scope="module")
 def flooded_site(tmp_path_factory, embedder):
-    base = tmp_path_factory.mktemp("fairness")
-    seeds = copy_seeds(SEEDS, base / "seeds")
-    chat_bot = Bot(Config(seeds_dir=seeds, index_dir=base / "index"), embedder=embedder)
-    chat_bot.ensure_index()
+    chat_bot = built_bot(tmp_path_factory.mktemp("fairness"), embedder)
     saved = app_module.QUEUE_MAX_SIZE
     app_module.QUEUE_MAX_SIZE = QUEUE
     try:

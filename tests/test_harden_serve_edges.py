@@ -16,11 +16,10 @@ import pytest
 gr = pytest.importorskip("gradio")
 httpx = pytest.importorskip("httpx")
 
-from bot import Bot, Config  # noqa: E402
 from bot.printable import PrintableLogArguments, printable  # noqa: E402
 from bot.serve import build_app, launch_settings, parse_auth  # noqa: E402
 
-from conftest import SEEDS, SEZIM_FILE, bot_command, bot_env, copy_seeds, free_port, run_bot  # noqa: E402
+from conftest import SEEDS, SEZIM_FILE, bot_command, bot_env, built_bot, copy_seeds, free_port, run_bot  # noqa: E402
 
 
 def has_ipv6_loopback() -> bool:
@@ -63,10 +62,7 @@ def test_bot_serve_listens_on_an_ipv6_address(tmp_path):
 @pytest.fixture(scope="module")
 def sites(tmp_path_factory, embedder):
     """(open url, private url): the chat without and with a password."""
-    base = tmp_path_factory.mktemp("edges")
-    seeds = copy_seeds(SEEDS, base / "seeds")
-    chat_bot = Bot(Config(seeds_dir=seeds, index_dir=base / "index"), embedder=embedder)
-    chat_bot.ensure_index()
+    chat_bot = built_bot(tmp_path_factory.mktemp("edges"), embedder)
     apps, urls = [], []
     for settings in ({}, launch_settings(parse_auth(["fan:s3cret"]))):
         app = build_app(chat_bot)

@@ -9,7 +9,7 @@ import pytest
 
 from bot.judge import FEATURES, RefusalModel, judge
 
-from conftest import FRANCE
+from conftest import FRANCE, built_bot
 
 #: A small seed written here, so that every feature below can be worked out by reading it.
 SEED = (
@@ -22,14 +22,7 @@ SEED = (
 
 @pytest.fixture(scope="module")
 def small_bot(tmp_path_factory, embedder):
-    from bot import Bot, Config
-
-    base = tmp_path_factory.mktemp("judge")
-    (base / "seeds").mkdir()
-    (base / "seeds" / "aigerim.txt").write_text(SEED, encoding="utf-8")
-    bot = Bot(Config(seeds_dir=base / "seeds", index_dir=base / "index"), embedder=embedder)
-    bot.ensure_index()
-    return bot
+    return built_bot(tmp_path_factory.mktemp("judge"), embedder, {"aigerim.txt": SEED})
 
 
 def test_an_answered_question_has_strong_features(small_bot):

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from bot import Bot, Config
+from bot import Bot
 from bot.language import foreign_language
 from bot.spelling import load_english_words
+
+from conftest import built_bot
 
 SEED = (
     "Aruzhan Temir is a singer from Shymkent. "
@@ -25,13 +27,7 @@ kk = "Мен тек ағылшынша жауап беремін. Ағылшын
 
 @pytest.fixture(scope="module")
 def bot(tmp_path_factory, embedder) -> Bot:
-    base = tmp_path_factory.mktemp("languages")
-    (base / "seeds").mkdir()
-    (base / "seeds" / "aruzhan.txt").write_text(SEED, encoding="utf-8")
-    (base / "seeds" / "persona.toml").write_text(PERSONA, encoding="utf-8")
-    bot = Bot(Config(seeds_dir=base / "seeds", index_dir=base / "index"), embedder=embedder)
-    bot.ensure_index()
-    return bot
+    return built_bot(tmp_path_factory.mktemp("languages"), embedder, {"aruzhan.txt": SEED, "persona.toml": PERSONA})
 
 
 @pytest.mark.parametrize(

@@ -29,7 +29,7 @@ from bot.serve import RateLimiter, build_app, launch_settings, parse_auth  # noq
 from bot.serve.guard import LOGIN_ATTEMPTS_PER_MINUTE, MAX_REQUEST_BYTES  # noqa: E402
 from bot.serve.render import HISTORY_MESSAGE_CHARS  # noqa: E402
 
-from conftest import DOMBRA, ROOT, SEEDS, SEZIM_FILE, bot_command, bot_env, copy_seeds, free_port  # noqa: E402
+from conftest import DOMBRA, ROOT, SEEDS, SEZIM_FILE, bot_command, bot_env, built_bot, copy_seeds, free_port  # noqa: E402
 
 #: Written into files the server must never hand out; no response may contain it.
 MARKER = "MARKER-3f9c1e-never-served"
@@ -256,10 +256,7 @@ def test_rate_limit_holds_for_questions_asked_at_once(site):
 
 @pytest.fixture(scope="module")
 def private_site(tmp_path_factory, embedder):
-    base = tmp_path_factory.mktemp("private")
-    seeds = copy_seeds(SEEDS, base / "seeds")
-    chat_bot = Bot(Config(seeds_dir=seeds, index_dir=base / "index"), embedder=embedder)
-    chat_bot.ensure_index()
+    chat_bot = built_bot(tmp_path_factory.mktemp("private"), embedder)
     app = build_app(chat_bot)
     url = launch(app, **launch_settings(parse_auth(["fan:s3cret:with:colons"])))
     try:
