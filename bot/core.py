@@ -19,7 +19,7 @@ from .index import (
     stale_files,
     update_index,
 )
-from .ingest import load_seeds
+from .ingest import seeds_of
 from .judge import Judgement, RefusalModel, judge
 from .language import foreign_language
 from .persona import Persona, load_persona
@@ -73,10 +73,7 @@ class Bot:
             index = load_index(self.config.index_dir, settings_of(self.config))
         except IndexUnavailable:
             return self.update(progress)  # update_index logs why, once
-        config = self.config
-        seeds = load_seeds(config.seeds_dir, config.max_seed_bytes, max_pdf_pages=config.max_pdf_pages,
-                           cache_dir=config.cache_dir / "extracted")
-        if not stale_files(index, seeds):
+        if not stale_files(index, seeds_of(self.config)):
             self._use(index)
             return None
         try:

@@ -27,7 +27,7 @@ import numpy as np
 from ..chunk import Chunk, chunk_seed
 from ..config import Config
 from ..embed import Embedder
-from ..ingest import NoSeedsError, SeedFile, load_seeds, skipped_summary
+from ..ingest import NoSeedsError, SeedFile, seeds_of, skipped_summary
 from .files import fsync, write_arrays, write_chunks
 from .lexical import LexicalIndex
 from .load import IndexUnavailable, LoadedIndex, load_index, stale_files
@@ -115,8 +115,7 @@ def update_index(config: Config, embedder: Embedder, progress: bool = False, wai
     :class:`BuildInProgress` rather than wait while another process builds.
     """
     started = time.perf_counter()
-    seeds = load_seeds(config.seeds_dir, config.max_seed_bytes, max_pdf_pages=config.max_pdf_pages,
-                       cache_dir=config.cache_dir / "extracted")
+    seeds = seeds_of(config)
     expected = settings_of(config)
     with build_lock(config.index_dir, wait=wait):
         report = BuildReport(skipped=seeds.skipped)

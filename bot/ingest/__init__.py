@@ -23,6 +23,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..config import Config
 from ..safeopen import read_inside, walk_inside
 from . import cache, html, markdown, pdf, text, word
 from .blocks import Block, Unreadable
@@ -30,6 +31,7 @@ from .markdown import looks_like_html, markdown_to_text
 from .text import read_text
 
 __all__ = [
+    "seeds_of",
     "Block", "NoSeedsError", "SeedFile", "Seeds", "SkippedFile", "SEED_SUFFIXES",
     "file_sha256", "list_seed_paths", "load_seeds", "skipped_summary",
 ]
@@ -224,6 +226,16 @@ def read_seed(
     except Unreadable as problem:
         return SkippedFile(name, str(problem))
     return SeedFile(path=name, text=text, blocks=blocks, sha256=digest)
+
+
+def seeds_of(config: Config) -> Seeds:
+    """The seeds a :class:`Config` names, read with its size and page limits and its extraction cache.
+
+    Every reader of the live seeds (the build, the staleness checks) goes
+    through here, so they all see the same documents.
+    """
+    return load_seeds(config.seeds_dir, config.max_seed_bytes, max_pdf_pages=config.max_pdf_pages,
+                      cache_dir=config.cache_dir / "extracted")
 
 
 def load_seeds(

@@ -23,7 +23,7 @@ import watchfiles
 from ..config import Config
 from ..core import Bot
 from ..index import IndexUnavailable, current_generation, load_index, settings_of, stale_files
-from ..ingest import SEED_SUFFIXES, NoSeedsError, load_seeds
+from ..ingest import SEED_SUFFIXES, NoSeedsError, seeds_of
 from ..persona import load_persona
 
 log = logging.getLogger(__name__)
@@ -289,7 +289,7 @@ def check_index_is_current(bot: Bot, watcher: SeedWatcher) -> None:
     """After start-up: when the index is behind the seeds and cannot be rewritten, say so (log and page)."""
     index = bot.loaded_index
     try:
-        behind = index is not None and stale_files(index, load_seeds(bot.config.seeds_dir, bot.config.max_seed_bytes))
+        behind = index is not None and stale_files(index, seeds_of(bot.config))
     except NoSeedsError as error:
         watcher.failed(update_problem(error, bot.config))
         return
