@@ -6,6 +6,7 @@ import logging
 import threading
 
 from .answer import Answer, compose, small_talk
+from .artist import pronoun_of, subject_of
 from .config import Config
 from .embed import Embedder
 from .index import (
@@ -129,22 +130,31 @@ class Bot:
         return build_query(cleaned, history, spell=spell, artist=self._artist_in(retriever))
 
     def _artist_in(self, retriever: Retriever) -> Artist | None:
-        """Who "she" is: the persona's artist, called by the word of her name the seeds use most.
+        """Who "she" (or "he") is: the persona's artist, else the person the seeds are about.
 
-        None when the persona names no artist, or a name the seeds never use
-        (reading "she" as a stranger would only mislead the search).
+        The artist is called by the word of their name the seeds use most.
+        None when the persona names someone the seeds never name (reading
+        "she" as a stranger would only mislead the search), or when no one
+        person is what the seeds are about (a band is "they").
         """
         cached = self._artist
         if cached is not None and cached[0] is retriever:
             return cached[1]
-        name = self.persona.artist_name
+        if self.persona.artist_name != Persona.artist_name:
+            name, pronoun = self.persona.artist_name, None
+        else:
+            subject = subject_of(chunk.text for chunk in retriever.index.chunks)
+            name, pronoun = (subject.name, subject.pronoun) if subject is not None else ("", None)
         name_words = [w for w in dict.fromkeys(name.split()) if words(w)]
         artist = None
-        known = all(w in retriever.words for n in name_words for w in words(n))
-        if name != Persona.artist_name and name_words and known:
+        if name_words and all(w in retriever.words for n in name_words for w in words(n)):
             lexical = retriever.index.lexical
             called = max(name_words, key=lambda w: sum(lexical.document_frequency(t) for t in retriever.terms(w)))
-            artist = Artist(called=called, name_words=frozenset(w for n in name_words for w in words(n)))
+            if pronoun is None:
+                pronoun = pronoun_of(called, (chunk.text for chunk in retriever.index.chunks)) or "she"
+            artist = Artist(
+                called=called, name_words=frozenset(w for n in name_words for w in words(n)), pronoun=pronoun
+            )
         self._artist = (retriever, artist)
         return artist
 

@@ -17,10 +17,14 @@ from importlib import resources
 from pathlib import Path
 
 from .query import Query
-from .retrieve import Candidate, Retriever
+from .retrieve import Candidate, Retriever, Term
 
 # "Sezim's" names Sezim.
 _POSSESSIVE = re.compile(r"['’]s$")
+
+#: How much a word the seeds never use counts as known, or as covered by a sentence, when the
+#: seeds (or the sentence) use a word WordNet relates to it: "famous" is not "celebrated".
+RELATED_CREDIT = 0.5
 
 #: The refusal features, in the order ``calibration.json`` lists them.
 FEATURES = ("dense", "context_dense", "margin", "unknown_words", "coverage", "unknown_names", "lacks_wanted")
@@ -88,6 +92,13 @@ def judge(query: Query, retriever: Retriever, model: RefusalModel) -> Judgement:
     return Judgement(ranked=ranked, features=features, confidence=confidence, answerable=confidence >= model.threshold)
 
 
+def _covered(term: Term, stems: set[str]) -> float:
+    """1 when ``stems`` hold the term in some form, :data:`RELATED_CREDIT` for a related word, else 0."""
+    if term.within(stems):
+        return 1.0
+    return RELATED_CREDIT if term.related_within(stems) else 0.0
+
+
 def refusal_features(query: Query, ranked: list[Candidate], retriever: Retriever) -> dict[str, float]:
     """Signals of whether the best candidates really answer the question.
 
@@ -131,8 +142,8 @@ def refusal_features(query: Query, ranked: list[Candidate], retriever: Retriever
         "dense": dense,
         "context_dense": context_dense,
         "margin": best.score - second,
-        "unknown_words": len(unknown) / max(len(terms), 1),
-        "coverage": sum(t.within(best_terms) for t in judged) / len(judged) if judged else 1.0,
+        "unknown_words": sum(RELATED_CREDIT if t.related else 1.0 for t in unknown) / max(len(terms), 1),
+        "coverage": sum(_covered(t, best_terms) for t in judged) / len(judged) if judged else 1.0,
         "unknown_names": float(len(names - retriever.words)),
         "lacks_wanted": 1.0 if best.offers_wanted is False else 0.0,
     }

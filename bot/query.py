@@ -84,7 +84,7 @@ def normalize_question(text: str) -> str:
 # seed, so they would read as a question the seeds cannot answer.
 _REQUEST_FRAME = re.compile(
     r"^(?:(?:hey|hi|so|and|ok|okay|please)[,!]?\s+)*"
-    r"(?:(?:can|could|would|will)\s+you\s+(?:please\s+)?(?:tell|give|show)\s+me"
+    r"(?:(?:can|could|would|will)\s+(?:you|u)\s+(?:please\s+|pls\s+|plz\s+)?(?:tell|give|show)\s+me"
     r"|(?:please\s+)?tell\s+me"
     r"|what\s+(?:do|can)\s+you\s+(?:know|tell\s+me)"
     r"|do\s+you\s+(?:happen\s+to\s+)?know"
@@ -110,12 +110,38 @@ def strip_request_frame(question: str) -> str:
 # How fans spell in a chat box, written out: "wat kind of music dose she make",
 # "wher does she get ideas". Only forms that are no English word of their own.
 _CHAT_SPELLINGS = {
-    "u": "you", "ur": "your", "wat": "what", "wats": "what's", "whats": "what's", "waht": "what",
-    "wht": "what", "wher": "where", "whos": "who's", "hows": "how's", "shes": "she's", "hes": "he's",
-    "pls": "please", "plz": "please", "smth": "something", "sth": "something", "cuz": "because",
-    "coz": "because", "gonna": "going to", "wanna": "want to", "kinda": "kind of",
-    "dont": "don't", "doesnt": "doesn't", "didnt": "didn't", "isnt": "isn't", "wasnt": "wasn't",
-    "cant": "can't", "wont": "won't", "im": "I'm", "ive": "I've", "abt": "about", "bout": "about",
+    "u": "you",
+    "ur": "your",
+    "wat": "what",
+    "wats": "what's",
+    "whats": "what's",
+    "waht": "what",
+    "wht": "what",
+    "wher": "where",
+    "whos": "who's",
+    "hows": "how's",
+    "shes": "she's",
+    "hes": "he's",
+    "pls": "please",
+    "plz": "please",
+    "smth": "something",
+    "sth": "something",
+    "cuz": "because",
+    "coz": "because",
+    "gonna": "going to",
+    "wanna": "want to",
+    "kinda": "kind of",
+    "dont": "don't",
+    "doesnt": "doesn't",
+    "didnt": "didn't",
+    "isnt": "isn't",
+    "wasnt": "wasn't",
+    "cant": "can't",
+    "wont": "won't",
+    "im": "I'm",
+    "ive": "I've",
+    "abt": "about",
+    "bout": "about",
 }
 _CHAT_WORD = re.compile(r"\b(" + "|".join(sorted(_CHAT_SPELLINGS, key=len, reverse=True)) + r")\b", re.I)
 
@@ -178,20 +204,27 @@ def answer_type_words(question: str) -> frozenset[str]:
 
 @dataclass(frozen=True)
 class Artist:
-    """Who "she" and "her" are in a bot about one artist."""
+    """Who "she" (or "he") and "her" (or "his") are in a bot about one artist."""
 
-    #: The name the documents call her by most ("Sezim" for "Sezim Baktybekova").
+    #: The name the documents call them by most ("Sezim" for "Sezim Baktybekova").
     called: str
-    #: Every word of her name, lower case. In a bot about her they name no
+    #: Every word of their name, lower case. In a bot about them they name no
     #: topic, like "she": "Where is Sezim from?" is searched as "Where is she from?".
     name_words: frozenset[str]
+    #: The pronoun the documents use for them: "she" or "he".
+    pronoun: str = "she"
 
 
+# Each pronoun's forms: subject, object, possessive.
+_FORMS = {"she": ("she", "her", "her"), "he": ("he", "him", "his")}
 # "she", "herself", "hers", and "her" with the word after it: "her" before a
 # noun is a possessive ("her album" -> "Sezim's album"); before a function
 # word or at the end it is an object ("who taught her to" -> "who taught Sezim to").
 _SHE = re.compile(r"\b(she|herself|hers)\b", re.I)
 _HER = re.compile(r"\bher\b(?:(?=[ \t]+(\w+)))?", re.I)
+# "his" is possessive either way ("his album", "is it his?").
+_HE = re.compile(r"\b(he|himself|him)\b", re.I)
+_HIS = re.compile(r"\bhis\b", re.I)
 _NOT_A_NOUN = frozenset(
     "to the a an and or but in on at of for with from about by as into up out over after before than so "
     "anything something anyone everything more most all again too very now back there then when while "
@@ -200,7 +233,9 @@ _NOT_A_NOUN = frozenset(
 
 
 def refer_to_artist(question: str, artist: Artist) -> str:
-    """Read "she" and "her" as the artist: "Where is she from?" -> "Where is Sezim from?"."""
+    """Read "she" and "her" ("he", "his") as the artist: "Where is she from?" -> "Where is Sezim from?"."""
+    if artist.pronoun == "he":
+        return _HE.sub(artist.called, _HIS.sub(artist.called + "'s", question))
 
     def her(match: re.Match) -> str:
         following = match.group(1)
@@ -214,22 +249,23 @@ def refer_to_artist(question: str, artist: Artist) -> str:
 
 
 def artist_as_pronoun(question: str, artist: Artist) -> str:
-    """Read the artist's name as "she": "Is Sezim married?" -> "Is she married?".
+    """Read the artist's name as "she" (or "he"): "Is Sezim married?" -> "Is she married?".
 
     Every sentence of a biography names her, so her name makes any question
     resemble all of them; whether the documents answer is judged without it.
     """
     names = "|".join(re.escape(w) for w in sorted(artist.name_words, key=len, reverse=True))
     pattern = re.compile(rf"(?:(\w+)\s+)?\b(?:{names})(?:\s+(?:{names}))*\b(['’]s\b)?", re.I)
+    subject, object_, possessive = _FORMS.get(artist.pronoun, _FORMS["she"])
 
     def pronoun(match: re.Match) -> str:
         before = match.group(1)
         if match.group(2):
-            word = "her"
+            word = possessive
         elif before is None or before.lower() in _BEFORE_SUBJECT:
-            word = "she"  # "Where is Sezim from?", "Sezim grew up..."
+            word = subject  # "Where is Sezim from?", "Sezim grew up..."
         else:
-            word = "her"  # "Who taught Sezim?"
+            word = object_  # "Who taught Sezim?"
         return f"{before} {word}" if before is not None else word
 
     return pattern.sub(pronoun, question)

@@ -23,6 +23,7 @@ from bm25s.stopwords import STOPWORDS_EN
 from .config import Config
 from .embed import Embedder
 from .index import APPROXIMATE_INDEX, LoadedIndex, lexical_tokens
+from .lexicon import load_related_words, related_words
 from .query import QUESTION_STOPWORDS, Query, build_query, clean_question, offers, words
 from .wordforms import load_word_forms, other_forms
 
@@ -40,10 +41,17 @@ class Term:
     stem: str
     #: Stems of the word's other forms ("grow"), which count for it at less weight.
     forms: frozenset[str] = frozenset()
+    #: For a word the seeds never use in any form: stems of the seeds' words related to it in
+    #: meaning ("celebr" for "famous"), which count for it at less weight still.
+    related: frozenset[str] = frozenset()
 
     def within(self, stems: set[str]) -> bool:
         """Whether ``stems`` hold this term in any of its forms."""
         return self.stem in stems or not self.forms.isdisjoint(stems)
+
+    def related_within(self, stems: set[str]) -> bool:
+        """Whether ``stems`` hold a word related to this term's (see ``related``)."""
+        return not self.related.isdisjoint(stems)
 
 @dataclass(frozen=True)
 class Passage:
@@ -146,6 +154,7 @@ class Retriever:
         self._recent_lock = threading.Lock()
         self._search_params = None
         load_word_forms()  # once per process, so that no fan's question waits for it
+        load_related_words()
         if index.index_type == APPROXIMATE_INDEX:
             self._search_params = faiss.SearchParametersHNSW(efSearch=max(config.hnsw_ef_search, config.candidates))
 
@@ -175,12 +184,21 @@ class Retriever:
         if not stems:
             return []
         forms: dict[str, set[str]] = {}
+        related: dict[str, frozenset[str]] = {}
         for word in _TOKEN.findall(text.lower()):
             stem = self._stemmer.stemWord(word)
             if stem in stems and stem not in forms:
                 other = [f for f in other_forms(word) if f not in STOPWORDS_EN]
                 forms[stem] = set(self._stemmer.stemWords(other)) - {stem}
-        return [Term(stem, frozenset(forms.get(stem, ()))) for stem in stems]
+                if not any(self._lexical.document_frequency(s) for s in (stem, *forms[stem])):
+                    related[stem] = self._related_in_seeds(word, other, stem)
+        return [Term(stem, frozenset(forms.get(stem, ())), related.get(stem, frozenset())) for stem in stems]
+
+    def _related_in_seeds(self, word: str, forms: list[str], stem: str) -> frozenset[str]:
+        """Stems of the seeds' words that WordNet relates to ``word`` or its other forms ("taught" via "teach")."""
+        found = {r for w in (word, *forms) for r in related_words(w) if r not in STOPWORDS_EN}
+        stems = set(self._stemmer.stemWords(sorted(found))) - self._question_stopwords - {stem}
+        return frozenset(s for s in stems if self._lexical.document_frequency(s))
 
     def _vector(self, text: str) -> np.ndarray:
         """The embedding of one question text; the last few are kept, as judging asks again."""
@@ -216,11 +234,15 @@ class Retriever:
         if terms:
             stems = [t.stem for t in terms]
             forms = sorted({f for t in terms for f in t.forms} - set(stems))
+            related = sorted({r for t in terms for r in t.related} - set(stems) - set(forms))
+            ranking = self.config.ranking
             ids = self._lexical.term_ids(stems)
-            form_ids = self._lexical.term_ids(forms) if self.config.ranking.word_forms else []
-            weights = [1.0] * len(ids) + [self.config.ranking.word_forms] * len(form_ids)
-            lexical = self._lexical.scores("text", ids + form_ids, weights)
-            context_lexical = self._lexical.scores("context", ids + form_ids, weights)
+            form_ids = self._lexical.term_ids(forms) if ranking.word_forms else []
+            related_ids = self._lexical.term_ids(related) if ranking.related_words else []
+            weights = [1.0] * len(ids) + [ranking.word_forms] * len(form_ids)
+            weights += [ranking.related_words] * len(related_ids)
+            lexical = self._lexical.scores("text", ids + form_ids + related_ids, weights)
+            context_lexical = self._lexical.scores("context", ids + form_ids + related_ids, weights)
         else:
             lexical = context_lexical = np.zeros(len(self.index), dtype=np.float32)
         return Signals(
