@@ -122,7 +122,7 @@ class Ranking:
     word_forms: float = 0.5
     #: BM25 weight of the seeds' words related in meaning to a question word
     #: the seeds never use ("celebrated" for "famous", see ``bot.lexicon``).
-    related_words: float = 0.25
+    related_words: float = 0.5
     #: Share of the question read with the artist's name ("Where is Sezim
     #: from?") in its dense vector; the rest reads "she" (see ``Retriever.signals``).
     artist_name: float = 0.5

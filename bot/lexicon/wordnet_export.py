@@ -6,8 +6,8 @@ to regenerate ``related-words.tsv.gz``. The bot itself never needs WordNet
 installed: it reads only the exported table.
 
 For each single word, the table lists the single words WordNet relates to it
-in its commonest senses: synonyms (the same synset), similar adjectives, and
-the broader term one step up ("hit" -> "success"). The files' format is
+in any sense: synonyms (the same synset), similar adjectives, and the
+broader and narrower terms one step away ("hit" -> "success"). The files' format is
 WordNet's own (``wndb(5WN)``): one synset a line, addressed by byte offset.
 """
 
@@ -23,11 +23,11 @@ DEFAULT_WORDNET = Path("/usr/share/wordnet")
 TABLE = Path(__file__).with_name("related-words.tsv.gz")
 PARTS_OF_SPEECH = ("noun", "verb", "adj", "adv")
 _POINTER_PART = {"n": "noun", "v": "verb", "a": "adj", "s": "adj", "r": "adv"}
-#: Pointers followed from a sense: similar adjective ("&") and broader term ("@").
-FOLLOWED = frozenset({"&", "@"})
-#: Senses read per word and part of speech, commonest first: rarer senses ("jam" as a
-#: crowd) relate a word to more than it usually means.
-SENSES = 2
+#: Pointers followed from a sense: similar adjective ("&"), broader term ("@"), narrower term ("~").
+FOLLOWED = frozenset({"&", "@", "~"})
+#: Senses read per word and part of speech, commonest first. Every sense: the table is
+#: consulted only for a word the seeds never use, and what it finds weighs little.
+SENSES = 1000
 
 
 def _index(wordnet: Path, part: str) -> dict[str, list[int]]:
@@ -56,7 +56,9 @@ def _synset(data: bytes, offset: int) -> tuple[list[str], list[tuple[str, str, i
     return lemmas, pointers
 
 
-def related_words(wordnet: Path) -> dict[str, set[str]]:
+def related_words(
+    wordnet: Path, senses: int = SENSES, followed: frozenset[str] = FOLLOWED
+) -> dict[str, set[str]]:
     """Each single word and the single words related to it (see the module's docstring)."""
     data = {part: (wordnet / f"data.{part}").read_bytes() for part in PARTS_OF_SPEECH}
     related: dict[str, set[str]] = defaultdict(set)
@@ -64,11 +66,11 @@ def related_words(wordnet: Path) -> dict[str, set[str]]:
         for word, offsets in _index(wordnet, part).items():
             if not word.isalpha():
                 continue
-            for offset in offsets[:SENSES]:
+            for offset in offsets[:senses]:
                 lemmas, pointers = _synset(data[part], offset)
                 related[word].update(lemmas)
                 for symbol, target_part, target in pointers:
-                    if symbol in FOLLOWED:
+                    if symbol in followed:
                         related[word].update(_synset(data[target_part], target)[0])
     # Lemmas are written "lemma" or "lemma(a)" (an adjective's position); keep plain single words.
     return {
@@ -76,9 +78,9 @@ def related_words(wordnet: Path) -> dict[str, set[str]]:
     }
 
 
-def export(wordnet: Path = DEFAULT_WORDNET, table: Path = TABLE) -> int:
+def export(wordnet: Path = DEFAULT_WORDNET, table: Path = TABLE, **choices) -> int:
     """Write the table (sorted, so that the same WordNet gives the same bytes); returns its row count."""
-    rows = [f"{word}\t{' '.join(sorted(words))}" for word, words in sorted(related_words(wordnet).items()) if words]
+    rows = [f"{word}\t{' '.join(sorted(words))}" for word, words in sorted(related_words(wordnet, **choices).items()) if words]
     with gzip.GzipFile(table, "wb", mtime=0) as out:
         out.write(("\n".join(rows) + "\n").encode("utf-8"))
     return len(rows)
