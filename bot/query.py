@@ -30,6 +30,7 @@ _NUMBER = re.compile(
     re.I,
 )
 _CAPITALISED = re.compile(r"\b[A-Z][\w'’-]+")
+_SENTENCE_START = re.compile(r"(?:^|(?<=[.!?:;]\s))\W*[A-Z][\w'’-]*")
 # "What cause...", "Which traditional instruments...", "What kind of deal...":
 # the words after "what"/"which" name the kind of thing asked for. The answer
 # names an instance ("preserving the heritage"), so it need not repeat them.
@@ -179,7 +180,8 @@ def offers(sentence: str, wanted: str | None, question_words: set[str]) -> bool 
     if wanted == "number":
         return bool(_NUMBER.search(sentence))
     if wanted == "name":
-        return any(w.lower() not in question_words for w in _CAPITALISED.findall(sentence))
+        # A capitalised word that starts a sentence ("As a child, ...") names nothing.
+        return any(w.lower() not in question_words for w in _CAPITALISED.findall(_SENTENCE_START.sub("", sentence)))
     return None
 
 

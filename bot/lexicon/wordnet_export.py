@@ -80,7 +80,8 @@ def related_words(
 
 def export(wordnet: Path = DEFAULT_WORDNET, table: Path = TABLE, **choices) -> int:
     """Write the table (sorted, so that the same WordNet gives the same bytes); returns its row count."""
-    rows = [f"{word}\t{' '.join(sorted(words))}" for word, words in sorted(related_words(wordnet, **choices).items()) if words]
+    related = sorted(related_words(wordnet, **choices).items())
+    rows = [f"{word}\t{' '.join(sorted(words))}" for word, words in related if words]
     with gzip.GzipFile(table, "wb", mtime=0) as out:
         out.write(("\n".join(rows) + "\n").encode("utf-8"))
     return len(rows)

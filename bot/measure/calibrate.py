@@ -106,9 +106,10 @@ def fit(sets: dict[str, list[Sample]]) -> dict:
     def score(threshold: float) -> float:
         per_set = []
         for r in rates(threshold).values():
-            refusals = [r[f"{kind}_refused"] for kind in NEGATIVES if f"{kind}_refused" in r]
+            kinds = [kind for kind in NEGATIVES if f"{kind}_refused" in r]
+            refusals = sum(NEGATIVES[kind] * r[f"{kind}_refused"] for kind in kinds)
             answering = ANSWERING_WEIGHT * r.get("answerable_accuracy", 0.0)
-            per_set.append((answering + sum(refusals)) / (ANSWERING_WEIGHT + len(refusals)))
+            per_set.append((answering + refusals) / (ANSWERING_WEIGHT + sum(NEGATIVES[kind] for kind in kinds)))
         return float(np.mean(per_set))
 
     grid = [round(t, 2) for t in np.arange(0.05, 0.96, 0.05)]
