@@ -112,7 +112,7 @@ def fit(sets: dict[str, list[Sample]]) -> dict:
             per_set.append((answering + refusals) / (ANSWERING_WEIGHT + sum(NEGATIVES[kind] for kind in kinds)))
         return float(np.mean(per_set))
 
-    grid = [round(t, 2) for t in np.arange(0.05, 0.96, 0.05)]
+    grid = [round(t, 2) for t in np.arange(0.05, 0.96, 0.01)]
     result["threshold"] = max(grid, key=lambda t: (score(t), -t))
     result["results"] = rates(result["threshold"])
     return result
