@@ -34,7 +34,7 @@ MAX_TEXTS = 5000
 #: other sentence; an article about a game names its hero, and a band's press folder its singer,
 #: in under a third: there no one person is what the documents are about.
 MIN_SHARE = 0.35
-#: How much more often the subject's pronoun must occur than the other one.
+#: How much more often the subject's pronoun must occur than the other one (at least 3 times).
 PRONOUN_LEAD = 2.0
 
 
@@ -54,8 +54,8 @@ def subject_of(texts: Iterable[str]) -> Subject | None:
     The subject is the capitalised word named in the most texts (and seldom
     written in lower case, so "Steppe" in "the steppe" is no name), at least
     in :data:`MIN_SHARE` of them; their pronoun is the one that clearly
-    outnumbers the other in the texts naming them. A band ("they") or a
-    subject spoken of as "he" and "she" alike gives None.
+    outnumbers the other. A band ("they"), or documents that speak of "he"
+    and "she" alike, give None.
     """
     named: Counter[str] = Counter()
     runs: Counter[str] = Counter()
@@ -75,7 +75,7 @@ def subject_of(texts: Iterable[str]) -> Subject | None:
     if not names or named[names[0]] < MIN_SHARE * len(sample):
         return None
     called = names[0]
-    pronoun = pronoun_of(called, sample)
+    pronoun = pronoun_of(sample)
     if pronoun is None:
         return None
     # The longest form of the name the documents use more than once: "Sezim Baktybekova", not "Sezim".
@@ -88,15 +88,14 @@ def _name_words(run: str) -> list[str]:
     return [_POSSESSIVE.sub("", w) for w in run.split() if w.lower() not in _NOT_NAMES]
 
 
-def pronoun_of(called: str, texts: Iterable[str]) -> str | None:
-    """ "she" or "he", whichever clearly outnumbers the other in the texts naming ``called``; else None."""
-    counts = {pronoun: 0 for pronoun in _PRONOUNS}
+def pronoun_of(texts: Iterable[str]) -> str | None:
+    """"she" or "he", whichever clearly outnumbers the other in ``texts``; else None."""
+    counts = dict.fromkeys(_PRONOUNS, 0)
     for number, text in enumerate(texts):
         if number >= MAX_TEXTS:
             break
-        if called in text:
-            for pronoun, pattern in _PRONOUNS.items():
-                counts[pronoun] += len(pattern.findall(text))
+        for pronoun, pattern in _PRONOUNS.items():
+            counts[pronoun] += len(pattern.findall(text))
     she, he = counts["she"], counts["he"]
     if she >= 3 and she >= PRONOUN_LEAD * he:
         return "she"

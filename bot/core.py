@@ -151,7 +151,7 @@ class Bot:
             lexical = retriever.index.lexical
             called = max(name_words, key=lambda w: sum(lexical.document_frequency(t) for t in retriever.terms(w)))
             if pronoun is None:
-                pronoun = pronoun_of(called, (chunk.text for chunk in retriever.index.chunks)) or "she"
+                pronoun = pronoun_of(chunk.text for chunk in retriever.index.chunks) or "she"
             artist = Artist(
                 called=called, name_words=frozenset(w for n in name_words for w in words(n)), pronoun=pronoun
             )

@@ -179,8 +179,8 @@ STRANGE = [
     ("{bot} {artist} {0} %s %(x)s", "refusal", None),
     ("\udcff lone surrogate", "refusal", None),
     ("a" * 999, "refusal", None),
-    # A word and no question: the refusal model (fitted with fan-style sets) is not sure enough.
-    ("dombra " * 140, "refusal", None),
+    # A word and no question, repeated: read as a search for it, answered from the sentences naming it.
+    ("dombra " * 140, "answer", "dombra"),
 ]
 
 

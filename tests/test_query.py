@@ -88,6 +88,8 @@ def test_a_follow_up_carries_the_previous_question():
         ("Hey, tell me something interesting about Sezim", "Sezim"),
         ("Tell me more about her live shows", "her live shows"),
         ("Where is she from, please?", "Where is she from?"),
+        ("hey can u tell me where she grew up", "where she grew up"),
+        ("could u pls tell me who taught her", "who taught her"),
         # Nothing inside the frame, or no frame: unchanged.
         ("Tell me about", "Tell me about"),
         ("Do you know?", "Do you know?"),

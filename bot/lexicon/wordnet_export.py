@@ -21,6 +21,8 @@ from pathlib import Path
 #: Where Debian's ``wordnet-base`` puts the database.
 DEFAULT_WORDNET = Path("/usr/share/wordnet")
 TABLE = Path(__file__).with_name("related-words.tsv.gz")
+#: WordNet's licence asks for its notice on every copy of the database, derived ones included.
+NOTICE = Path(__file__).with_name("WORDNET-LICENSE.txt")
 PARTS_OF_SPEECH = ("noun", "verb", "adj", "adv")
 _POINTER_PART = {"n": "noun", "v": "verb", "a": "adj", "s": "adj", "r": "adv"}
 #: Pointers followed from a sense: similar adjective ("&"), broader term ("@"), narrower term ("~").
@@ -78,12 +80,21 @@ def related_words(
     }
 
 
+def licence_notice(wordnet: Path) -> str:
+    """The licence and copyright notice at the head of WordNet's data files, without line numbers."""
+    lines = (wordnet / "data.noun").read_text(encoding="latin-1").splitlines()
+    header = [line.split(" ", 3)[-1].rstrip() if line.strip() else "" for line in lines if line.startswith("  ")]
+    return "\n".join(header).strip() + "\n"
+
+
 def export(wordnet: Path = DEFAULT_WORDNET, table: Path = TABLE, **choices) -> int:
-    """Write the table (sorted, so that the same WordNet gives the same bytes); returns its row count."""
+    """Write the table (sorted, so that the same WordNet gives the same bytes) and, beside it,
+    WordNet's licence notice; returns the table's row count."""
     related = sorted(related_words(wordnet, **choices).items())
     rows = [f"{word}\t{' '.join(sorted(words))}" for word, words in related if words]
     with gzip.GzipFile(table, "wb", mtime=0) as out:
         out.write(("\n".join(rows) + "\n").encode("utf-8"))
+    table.with_name(NOTICE.name).write_text(licence_notice(wordnet), encoding="utf-8")
     return len(rows)
 
 
