@@ -198,19 +198,19 @@ def test_chopin_eval_is_consistent_and_grounded(tmp_path, embedder):
 #: Accuracy may move by a question or two across CPUs (near-ties), hence the
 #: small tolerance; the targets themselves are hard floors.
 RESULTS_TABLE = {
-    "chopin": {"answerable_accuracy": 0.793, "off_topic_refusal_rate": 1.000, "false_refusal_rate": 0.016},
+    "chopin": {"answerable_accuracy": 0.802, "off_topic_refusal_rate": 1.000, "false_refusal_rate": 0.036},
     "zelda": {
-        "answerable_accuracy": 0.762, "off_topic_refusal_rate": 1.000, "false_refusal_rate": 0.042,
-        "unanswerable_refusal_rate": 0.144,
+        "answerable_accuracy": 0.757, "off_topic_refusal_rate": 1.000, "false_refusal_rate": 0.042,
+        "unanswerable_refusal_rate": 0.163,
     },
     "sezim": {"answerable_accuracy": 0.900, "off_topic_refusal_rate": 1.000, "false_refusal_rate": 0.100},
     "fans-sezim": {
-        "answerable_accuracy": 0.446, "off_topic_refusal_rate": 0.933, "false_refusal_rate": 0.415,
+        "answerable_accuracy": 0.477, "off_topic_refusal_rate": 0.933, "false_refusal_rate": 0.415,
         "unanswerable_refusal_rate": 0.800,
     },
     "kairat-band": {
-        "answerable_accuracy": 0.622, "off_topic_refusal_rate": 0.450, "false_refusal_rate": 0.078,
-        "unanswerable_refusal_rate": 0.225,
+        "answerable_accuracy": 0.633, "off_topic_refusal_rate": 0.500, "false_refusal_rate": 0.056,
+        "unanswerable_refusal_rate": 0.250,
     },
 }
 #: The sets whose issue targets the default settings already meet.
