@@ -24,7 +24,7 @@ from .ingest import seeds_of
 from .judge import Judgement, RefusalModel, judge
 from .language import foreign_language
 from .persona import Persona, load_persona
-from .query import Artist, Query, build_query, clean_question, words
+from .query import Artist, Query, build_query, clean_question, is_arithmetic, words
 from .retrieve import Passage, Retriever
 from .spelling import correct_typos, load_english_words
 
@@ -194,6 +194,9 @@ class Bot:
         if language is not None:
             # Not a refusal: the documents may well say, but the bot reads English only.
             return Answer(text=persona.language_line(language), refused=True, kind="other_language")
+        if is_arithmetic(text):
+            # A sum shares digits, and words like "times", with any documents full of dates.
+            return Answer(text=persona.refusal_text(), refused=True, kind="refusal", confidence=0.0)
         judgement = judge(self._query(text, history, retriever), retriever, self.refusal_model)
         if not judgement.answerable:
             return Answer(text=persona.refusal_text(), refused=True, kind="refusal", confidence=judgement.confidence)

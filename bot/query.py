@@ -157,6 +157,20 @@ def clean_question(text: str) -> str:
     return strip_request_frame(normalize_question(text))
 
 
+# "what's 2+2", "whats 15 times 12", "calculate 7 x 8": sums, which no document about an artist answers.
+_ARITHMETIC = re.compile(
+    r"^(?:(?:what\s*(?:'s|is)?|whats|how\s+much\s+is|calculate|compute|solve)\s+)?"
+    r"[-+]?\d[\d.,]*(?:\s*(?:[-+*/x×÷^]|times|plus|minus|over|divided\s+by|multiplied\s+by)\s*[-+]?\d[\d.,]*)+"
+    r"\s*[?=!.]*$",
+    re.I,
+)
+
+
+def is_arithmetic(question: str) -> bool:
+    """Whether the question is a sum ("what's 15 times 12?"): off-topic for any artist's documents."""
+    return bool(_ARITHMETIC.match(question.strip()))
+
+
 def words(text: str) -> set[str]:
     """Lower-cased words of a text."""
     return {w.lower() for w in _WORD.findall(text)}

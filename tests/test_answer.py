@@ -176,6 +176,7 @@ STRANGE = [
     ("<script>alert('x')</script> Who taught Sezim to play the dombra?", "answer", "grandmother"),
     ("<b>Is Sezim married?</b><img src=x onerror=alert(1)>", "refusal", None),
     ("'; DROP TABLE seeds; --", "refusal", None),
+    ("whats 15 times 12", "refusal", None),  # a sum: the digits and "times" match dates and "time"
     ("{bot} {artist} {0} %s %(x)s", "refusal", None),
     ("\udcff lone surrogate", "refusal", None),
     ("a" * 999, "refusal", None),

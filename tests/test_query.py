@@ -9,6 +9,7 @@ from bot.query import (
     answer_type_words,
     build_query,
     clean_question,
+    is_arithmetic,
     normalize_question,
     plain_spelling,
     refer_to_artist,
@@ -146,3 +147,19 @@ def test_a_query_reads_she_as_the_artist_in_the_question_and_the_one_it_follows(
 def test_chat_spellings_are_written_out(typed, plain):
     assert plain_spelling(typed) == plain
     assert build_query(typed).question == plain
+
+
+@pytest.mark.parametrize(
+    "question, sum_",
+    [
+        ("what's 2+2", True),
+        ("whats 15 times 12", True),
+        ("calculate 3.5 * 2?", True),
+        ("how much is 10 divided by 2", True),
+        ("what year did she start", False),
+        ("2025 tour dates", False),
+        ("is 12 + 3 her age", False),
+    ],
+)
+def test_a_sum_is_recognised_as_a_sum(question, sum_):
+    assert is_arithmetic(question) is sum_
