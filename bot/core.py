@@ -145,6 +145,12 @@ class Bot:
         else:
             subject = subject_of(chunk.text for chunk in retriever.index.chunks)
             name, pronoun = (subject.name, subject.pronoun) if subject is not None else ("", None)
+            if subject is not None:
+                # Said once per index, so a team whose documents mislead it knows to set artist_name.
+                log.info(
+                    'No artist_name in %s: reading "%s" as %s, whom the documents are about.',
+                    self.config.persona_path.name, subject.pronoun, subject.name,
+                )
         name_words = [w for w in dict.fromkeys(name.split()) if words(w)]
         artist = None
         if name_words and all(w in retriever.words for n in name_words for w in words(n)):
