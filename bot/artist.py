@@ -26,6 +26,10 @@ _NOT_NAMES = frozenset(
     "the a an as but and or in on at of for to from by with when while after before during this that these those "
     "it its he she his her they their we our you your i my there then yet despite although though however so if "
     "what who where why how which".split()
+) | frozenset(
+    # Dates name no one, and a tour factsheet is full of them.
+    "january february march april may june july august september october november december "
+    "monday tuesday wednesday thursday friday saturday sunday mon tue wed thu fri sat sun".split()
 )
 
 #: Texts read at most: a subject named on every page shows up in the first few thousand sentences.

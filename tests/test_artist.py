@@ -52,6 +52,11 @@ def test_the_name_is_its_longest_form_used_more_than_once():
     assert subject_of(AKIRA[:4]).name == "Akira"  # "Akira Mori" only once
 
 
+def test_dates_name_no_one():
+    tour = [f"Mira Sato plays Berlin on {d} September; she flies home in September." for d in range(1, 9)]
+    assert subject_of(tour) == Subject(name="Mira Sato", pronoun="she")
+
+
 def test_a_capitalised_word_also_written_in_lower_case_is_no_name():
     texts = [f"The Steppe at dawn; the steppe at noon; the steppe again {n}." for n in range(5)]
     assert subject_of(texts) is None
