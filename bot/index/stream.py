@@ -191,9 +191,10 @@ class VectorSink:
         self._sample[1, first:end] = context_vectors[picked].astype(self.dtype)
         if self._faiss is not None:
             self._faiss.add(vectors)
-        elif len(vectors):
-            np.minimum(self._low, vectors.min(axis=0), out=self._low)
-            np.maximum(self._high, vectors.max(axis=0), out=self._high)
+        elif len(vectors):  # the range of the vectors as stored, which are what the index gets
+            stored = vectors.astype(self.dtype).astype(np.float32)
+            np.minimum(self._low, stored.min(axis=0), out=self._low)
+            np.maximum(self._high, stored.max(axis=0), out=self._high)
 
     def finish(self, block: int) -> None:
         """Close the vector files, then write ``spread-sample.npy`` and ``index.faiss``."""
