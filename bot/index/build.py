@@ -27,7 +27,8 @@ import numpy as np
 from ..chunk import Chunk
 from ..config import Config
 from ..embed import Embedder
-from ..ingest import NoSeedsError, seeds_of, skipped_summary
+from ..ingest import NoSeedsError, Seeds, seeds_of, skipped_summary
+from .failed import fingerprint, forget_failure, known_failure, record_failure
 from .files import fsync, write_arrays, write_chunks
 from .lexical import LexicalIndex
 from .load import IndexUnavailable, LoadedIndex, load_index, stale_files
@@ -106,7 +107,9 @@ def build_lock(index_dir: Path, wait: bool = True):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def update_index(config: Config, embedder: Embedder, progress: bool = False, wait: bool = True) -> BuildReport:
+def update_index(
+    config: Config, embedder: Embedder, progress: bool = False, wait: bool = True, retry_failed: bool = True
+) -> BuildReport:
     """Bring the index in line with the seeds, embedding only what changed.
 
     Safe to call at any time: when nothing changed it writes nothing; a
@@ -114,12 +117,19 @@ def update_index(config: Config, embedder: Embedder, progress: bool = False, wai
     reason logged once. The live index is verified in full (every file's
     SHA-256) before anything is reused from it. ``wait=False``: raise
     :class:`BuildInProgress` rather than wait while another process builds.
-    The new generation is written a block of chunks at a time (``bot.index.stream``).
+    ``retry_failed=False``: when a build of the same seeds ran out of disk
+    space before, raise that error again at once rather than redo it
+    (``bot.index.failed``). The new generation is written a block of chunks
+    at a time (``bot.index.stream``).
     """
     started = time.perf_counter()
     seeds = seeds_of(config)
     expected = settings_of(config)
+    seeds_fingerprint = fingerprint(seeds, expected)
     with build_lock(config.index_dir, wait=wait):
+        failed_before = None if retry_failed else known_failure(config.index_dir, seeds_fingerprint)
+        if failed_before is not None:
+            raise failed_before
         report = BuildReport(skipped=seeds.skipped)
         old = _reusable_index(config.index_dir, expected, report)
         old_files = old.manifest["files"] if old else {}
@@ -128,21 +138,33 @@ def update_index(config: Config, embedder: Embedder, progress: bool = False, wai
             report.unchanged, report.chunks = len(seeds), len(old)
             report.seconds = time.perf_counter() - started
             return report
-        dimension = old.vectors.shape[1] if old is not None else embedder.dimension
-        with _new_generation(config.index_dir) as generation:
-            plan = write_chunks_of(generation, seeds, old, config.window, report)
-            if not plan.rows:
-                raise NoSeedsError(f"The documents in {config.seeds_dir} hold no sentences to index.")
-            _check_space(config.index_dir, plan.rows, dimension)  # before the costly embedding
-            kind = index_type_for(plan.rows, config)
-            report.embedded = _write_vectors(generation, plan, old, dimension, kind, embedder, config, progress)
-            write_lexical(generation, plan)
-            manifest = {**expected, "dimension": dimension, "files": plan.files, "built_at": time.time()}
-            _finish_generation(generation, config.index_dir, manifest, plan.rows, kind, config)
-        report.chunks = plan.rows
+        try:
+            _build_generation(config, seeds, old, embedder, report, progress)
+        except OSError as error:
+            record_failure(config.index_dir, seeds_fingerprint, error)
+            raise
+        forget_failure(config.index_dir)
         report.seconds = time.perf_counter() - started
         log.info(report.summary())
         return report
+
+
+def _build_generation(
+    config: Config, seeds: Seeds, old: LoadedIndex | None, embedder: Embedder, report: BuildReport, progress: bool
+) -> None:
+    """Write the new generation of ``seeds`` (reusing what ``old`` has) and make it the live one."""
+    dimension = old.vectors.shape[1] if old is not None else embedder.dimension
+    with _new_generation(config.index_dir) as generation:
+        plan = write_chunks_of(generation, seeds, old, config.window, report)
+        if not plan.rows:
+            raise NoSeedsError(f"The documents in {config.seeds_dir} hold no sentences to index.")
+        _check_space(config.index_dir, plan.rows, dimension)  # before the costly embedding
+        kind = index_type_for(plan.rows, config)
+        report.embedded = _write_vectors(generation, plan, old, dimension, kind, embedder, config, progress)
+        write_lexical(generation, plan)
+        manifest = {**settings_of(config), "dimension": dimension, "files": plan.files, "built_at": time.time()}
+        _finish_generation(generation, config.index_dir, manifest, plan.rows, kind, config)
+    report.chunks = plan.rows
 
 
 def _reusable_index(index_dir: Path, expected: dict, report: BuildReport) -> LoadedIndex | None:
