@@ -141,7 +141,7 @@ def vector_blocks(
     """
     store = ChunkStore(generation / "chunks.jsonl", plan.offsets)
     fresh = plan.fresh_rows
-    taken = 0  # fresh rows handed out so far
+    taken = 0  # fresh rows embedded so far
     pending = (np.zeros((0, 0), np.float32), np.zeros((0, 0), np.float32))
     for run in plan.runs:
         for start in range(0, run.count, block):
