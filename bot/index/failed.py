@@ -49,7 +49,9 @@ def record_failure(index_dir: Path, seeds_fingerprint: str, error: OSError) -> N
     """Remember that a build of these seeds failed with ``error`` (only a full disk is remembered)."""
     if error.errno not in DISK_FULL:
         return
-    record = {"seeds": seeds_fingerprint, "errno": error.errno, "error": str(error), "at": time.time()}
+    # The message without "[Errno 28]", which the error raised again from the record adds itself.
+    message = error.strerror or str(error)
+    record = {"seeds": seeds_fingerprint, "errno": error.errno, "error": message, "at": time.time()}
     _remembered[str(index_dir)] = record
     temporary = index_dir / f"{MARKER}.{os.getpid()}"
     try:
