@@ -52,13 +52,14 @@ class Bot:
 
     # -- the index -------------------------------------------------------
 
-    def update(self, progress: bool = False, wait: bool = True) -> BuildReport:
+    def update(self, progress: bool = False, wait: bool = True, retry_failed: bool = True) -> BuildReport:
         """Bring the index up to date with the seeds and start using it.
 
         ``wait=False``: raise ``BuildInProgress`` rather than wait while another process builds.
+        ``retry_failed=False``: re-raise at once a full disk that failed the same build before.
         """
         with self._update_lock:
-            report = update_index(self.config, self.embedder, progress=progress, wait=wait)
+            report = update_index(self.config, self.embedder, progress=progress, wait=wait, retry_failed=retry_failed)
             if report.changed_anything or self._retriever is None:
                 self._use(load_index(self.config.index_dir, settings_of(self.config)))
             return report
@@ -78,7 +79,8 @@ class Bot:
             self._use(index)
             return None
         try:
-            return self.update(progress, wait=False)
+            # A build of these seeds that ran out of disk space is not redone at every question.
+            return self.update(progress, wait=False, retry_failed=False)
         except BuildInProgress:
             log.warning("Another process is updating the index; answering from the current one meanwhile.")
             self._use(index)

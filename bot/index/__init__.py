@@ -15,6 +15,7 @@ Layout of the index folder::
         lexical.bin         the BM25 indexes of sentences and windows, their vocabulary,
                             document frequencies, and the plain words of the seeds
       .lock                 held while a build runs
+      .failed-build.json    the last build that ran out of disk space, for which seeds (see :mod:`.failed`)
 
 The modules, each with one reason to change:
 
@@ -24,7 +25,9 @@ The modules, each with one reason to change:
 - :mod:`.manifest`: what ``manifest.json`` records (settings, index type,
   checksums) and the checks against it;
 - :mod:`.load`: the only reader, :func:`load_index`;
-- :mod:`.build`: the only writer, :func:`update_index`.
+- :mod:`.build`: the only writer, :func:`update_index`;
+- :mod:`.stream`: how a build writes a generation a block of chunks at a time;
+- :mod:`.failed`: the record of a build that ran out of disk space.
 """
 
 from .build import (

@@ -24,10 +24,11 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from ..chunk import Chunk, chunk_seed
+from ..chunk import Chunk
 from ..config import Config
 from ..embed import Embedder
-from ..ingest import NoSeedsError, SeedFile, seeds_of, skipped_summary
+from ..ingest import NoSeedsError, Seeds, seeds_of, skipped_summary
+from .failed import fingerprint, forget_failure, known_failure, record_failure
 from .files import fsync, write_arrays, write_chunks
 from .lexical import LexicalIndex
 from .load import IndexUnavailable, LoadedIndex, load_index, stale_files
@@ -44,6 +45,7 @@ from .manifest import (
     spread_sample_rows,
     vector_dtype,
 )
+from .stream import VectorSink, vector_blocks, write_chunks_of, write_lexical
 
 #: Log lines say "bot.index", the package, whichever of its modules writes them.
 log = logging.getLogger("bot.index")
@@ -105,7 +107,9 @@ def build_lock(index_dir: Path, wait: bool = True):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def update_index(config: Config, embedder: Embedder, progress: bool = False, wait: bool = True) -> BuildReport:
+def update_index(
+    config: Config, embedder: Embedder, progress: bool = False, wait: bool = True, retry_failed: bool = True
+) -> BuildReport:
     """Bring the index in line with the seeds, embedding only what changed.
 
     Safe to call at any time: when nothing changed it writes nothing; a
@@ -113,11 +117,19 @@ def update_index(config: Config, embedder: Embedder, progress: bool = False, wai
     reason logged once. The live index is verified in full (every file's
     SHA-256) before anything is reused from it. ``wait=False``: raise
     :class:`BuildInProgress` rather than wait while another process builds.
+    ``retry_failed=False``: when a build of the same seeds ran out of disk
+    space before, raise that error again at once rather than redo it
+    (``bot.index.failed``). The new generation is written a block of chunks
+    at a time (``bot.index.stream``).
     """
     started = time.perf_counter()
     seeds = seeds_of(config)
     expected = settings_of(config)
+    seeds_fingerprint = fingerprint(seeds, expected)
     with build_lock(config.index_dir, wait=wait):
+        failed_before = None if retry_failed else known_failure(config.index_dir, seeds_fingerprint)
+        if failed_before is not None:
+            raise failed_before
         report = BuildReport(skipped=seeds.skipped)
         old = _reusable_index(config.index_dir, expected, report)
         old_files = old.manifest["files"] if old else {}
@@ -126,19 +138,33 @@ def update_index(config: Config, embedder: Embedder, progress: bool = False, wai
             report.unchanged, report.chunks = len(seeds), len(old)
             report.seconds = time.perf_counter() - started
             return report
-
-        chunks, files, reused = _chunks_of(seeds, old, config, report)
-        if not chunks:
-            raise NoSeedsError(f"The documents in {config.seeds_dir} hold no sentences to index.")
-        dimension = old.vectors.shape[1] if old is not None else embedder.dimension
-        _check_space(config.index_dir, len(chunks), dimension)  # before the costly embedding
-        vectors, context_vectors, report.embedded = _vectors_for(chunks, reused, old, embedder, config, progress)
-        manifest = {**expected, "dimension": vectors.shape[1], "files": files, "built_at": time.time()}
-        write_generation(config.index_dir, manifest, chunks, vectors, context_vectors, config)
-        report.chunks = len(chunks)
+        try:
+            _build_generation(config, seeds, old, embedder, report, progress)
+        except OSError as error:
+            record_failure(config.index_dir, seeds_fingerprint, error)
+            raise
+        forget_failure(config.index_dir)
         report.seconds = time.perf_counter() - started
         log.info(report.summary())
         return report
+
+
+def _build_generation(
+    config: Config, seeds: Seeds, old: LoadedIndex | None, embedder: Embedder, report: BuildReport, progress: bool
+) -> None:
+    """Write the new generation of ``seeds`` (reusing what ``old`` has) and make it the live one."""
+    dimension = old.vectors.shape[1] if old is not None else embedder.dimension
+    with _new_generation(config.index_dir) as generation:
+        plan = write_chunks_of(generation, seeds, old, config.window, report)
+        if not plan.rows:
+            raise NoSeedsError(f"The documents in {config.seeds_dir} hold no sentences to index.")
+        _check_space(config.index_dir, plan.rows, dimension)  # before the costly embedding
+        kind = index_type_for(plan.rows, config)
+        report.embedded = _write_vectors(generation, plan, old, dimension, kind, embedder, config, progress)
+        write_lexical(generation, plan)
+        manifest = {**settings_of(config), "dimension": dimension, "files": plan.files, "built_at": time.time()}
+        _finish_generation(generation, config.index_dir, manifest, plan.rows, kind, config)
+    report.chunks = plan.rows
 
 
 def _reusable_index(index_dir: Path, expected: dict, report: BuildReport) -> LoadedIndex | None:
@@ -152,92 +178,62 @@ def _reusable_index(index_dir: Path, expected: dict, report: BuildReport) -> Loa
         return None
 
 
-def _chunks_of(
-    seeds: list[SeedFile], old: LoadedIndex | None, config: Config, report: BuildReport
-) -> tuple[list[Chunk], dict[str, dict], dict[int, tuple[int, int]]]:
-    """The chunks of every seed, taken from ``old`` for unchanged files, else chunked afresh.
-
-    Returns the chunks, the manifest's ``files`` record (each file's hash and
-    rows), and the reused runs: position in the chunks -> (first row, count)
-    in ``old``. Records added, changed and unchanged files in ``report``.
-    """
-    old_files = old.manifest["files"] if old else {}
-    chunks: list[Chunk] = []
-    files: dict[str, dict] = {}
-    reused: dict[int, tuple[int, int]] = {}
-    for seed in seeds:
-        entry = old_files.get(seed.path)
-        if entry and entry["sha256"] == seed.sha256:
-            first, count = entry["first"], entry["count"]
-            reused[len(chunks)] = (first, count)
-            new_chunks = old.chunks[first : first + count]
-            report.unchanged += 1
-        else:
-            (report.changed if entry else report.added).append(seed.path)
-            new_chunks = chunk_seed(seed, config.window)
-        files[seed.path] = {"sha256": seed.sha256, "first": len(chunks), "count": len(new_chunks)}
-        chunks.extend(new_chunks)
-    return chunks, files, reused
-
-
-def _vectors_for(
-    chunks: list[Chunk],
-    reused: dict[int, tuple[int, int]],
-    old: LoadedIndex | None,
-    embedder: Embedder,
-    config: Config,
-    progress: bool,
-) -> tuple[np.ndarray, np.ndarray, int]:
-    """Sentence and window vectors for ``chunks``: copied where reused, else embedded.
-
-    Vectors copied from an approximate index were stored as float16; they
-    stay rounded so (within 0.001) should the corpus shrink to an exact one.
-    """
-    is_fresh = np.ones(len(chunks), dtype=bool)
-    for position, (_, count) in reused.items():
-        is_fresh[position : position + count] = False
-    fresh = np.flatnonzero(is_fresh)
-    texts = [chunks[i].text for i in fresh] + [chunks[i].context for i in fresh]
-    embedded = _embed_with_progress(embedder, texts, config, progress)
-    dimension = embedded.shape[1] if len(fresh) else old.vectors.shape[1]
-    vectors = np.zeros((len(chunks), dimension), np.float32)
-    context_vectors = np.zeros((len(chunks), dimension), np.float32)
-    vectors[fresh] = embedded[: len(fresh)]
-    context_vectors[fresh] = embedded[len(fresh) :]
-    for position, (first, count) in reused.items():
-        vectors[position : position + count] = old.vectors[first : first + count]
-        context_vectors[position : position + count] = old.context_vectors[first : first + count]
-    return vectors, context_vectors, len(fresh)
-
-
-#: Texts embedded per call when building a big index: the time left is logged between calls.
+#: Texts embedded per call (a block's sentences and their windows): the most
+#: vectors a build holds at once, and how often it logs the time left.
 EMBED_BLOCK = 8192
 #: Seconds between two lines on the embedding's progress.
 PROGRESS_SECONDS = 10.0
 
 
-def _embed_with_progress(embedder: Embedder, texts: list[str], config: Config, progress: bool) -> np.ndarray:
-    """``embedder.encode_documents(texts)``; for many texts, in blocks, logging how far it got and the time left.
+def _write_vectors(
+    generation: Path,
+    plan,
+    old: LoadedIndex | None,
+    dimension: int,
+    kind: str,
+    embedder: Embedder,
+    config: Config,
+    progress: bool,
+) -> int:
+    """Write the vector files, the spread sample and the FAISS index of ``plan``'s rows; the number embedded."""
+    block = max(EMBED_BLOCK // 2, 1)  # chunks a block: each is embedded twice, alone and with its window
+    fresh = int(len(plan.fresh_rows))
+    embed = _BlockEmbedder(embedder, config, fresh, progress=progress and 512 < 2 * fresh <= EMBED_BLOCK)
+    sink = VectorSink(generation, plan.rows, dimension, kind)
+    for vectors, context_vectors in vector_blocks(plan, generation, old, embed, block):
+        sink.append(vectors, context_vectors)
+    sink.finish(block)
+    return fresh
+
+
+class _BlockEmbedder:
+    """Embeds a block of chunks (sentences, then windows, in one call), logging how far it got and the time left.
 
     Embedding is most of a build's time (minutes for a seed of a few MB), and
-    without this a build said nothing until it was done.
+    without the log a build said nothing until it was done.
     """
-    if len(texts) <= EMBED_BLOCK:
-        return embedder.encode_documents(texts, batch_size=config.batch_size, progress=progress and len(texts) > 512)
-    out: np.ndarray | None = None
-    started = last = time.monotonic()
-    for first in range(0, len(texts), EMBED_BLOCK):
-        block = embedder.encode_documents(texts[first : first + EMBED_BLOCK], batch_size=config.batch_size)
-        if out is None:
-            out = np.empty((len(texts), block.shape[1]), dtype=np.float32)
-        out[first : first + len(block)] = block
-        done, now = first + len(block), time.monotonic()
-        if now - last >= PROGRESS_SECONDS and done < len(texts):
-            rate = done / (now - started)
-            log.info("Embedding the seeds: %d of %d sentences and windows (%.0f a second, about %.0f min left).",
-                     done, len(texts), rate, (len(texts) - done) / rate / 60)
-            last = now
-    return out
+
+    def __init__(self, embedder: Embedder, config: Config, chunks: int, progress: bool):
+        self.embedder, self.batch_size, self.progress = embedder, config.batch_size, progress
+        self.total, self.done = 2 * chunks, 0
+        self.started = self.last = time.monotonic()
+
+    def __call__(self, chunks: list[Chunk]) -> tuple[np.ndarray, np.ndarray]:
+        texts = [chunk.text for chunk in chunks] + [chunk.context for chunk in chunks]
+        embedded = self.embedder.encode_documents(texts, batch_size=self.batch_size, progress=self.progress)
+        self.done += len(texts)
+        now = time.monotonic()
+        if now - self.last >= PROGRESS_SECONDS and self.done < self.total:
+            rate = self.done / max(now - self.started, 1e-9)
+            log.info(
+                "Embedding the seeds: %d of %d sentences and windows (%.0f a second, about %.0f min left).",
+                self.done,
+                self.total,
+                rate,
+                (self.total - self.done) / rate / 60,
+            )
+            self.last = now
+        return embedded[: len(chunks)], embedded[len(chunks) :]
 
 
 def _check_space(index_dir: Path, chunks: int, dimension: int) -> None:
@@ -253,8 +249,11 @@ def _check_space(index_dir: Path, chunks: int, dimension: int) -> None:
         return
     needed = chunks * dimension * 2 * 2
     if free < needed:
-        raise OSError(errno.ENOSPC, f"No space left on device: the index needs at least {needed / 2**20:.1f} MiB "
-                                    f"and {index_dir} has {free / 2**20:.1f} MiB free")
+        raise OSError(
+            errno.ENOSPC,
+            f"No space left on device: the index needs at least {needed / 2**20:.1f} MiB "
+            f"and {index_dir} has {free / 2**20:.1f} MiB free",
+        )
 
 
 def faiss_index_for(vectors: np.ndarray, kind: str) -> faiss.Index:
@@ -277,21 +276,35 @@ def write_generation(
     context_vectors: np.ndarray,
     config: Config,
 ) -> Path:
-    """Write a complete generation, then make it the live one.
+    """Write a complete generation from chunks and vectors in memory, then make it the live one.
 
     ``manifest`` holds the settings, ``dimension`` and ``files``; the index
     type, vector precision, chunk count and the checksums are added here.
     The index type follows the size (``Config.exact_index_max_chunks``).
+    (Builds write theirs a block at a time instead: see :func:`update_index`.)
+    """
+    with _new_generation(index_dir) as generation:
+        kind = index_type_for(len(chunks), config)
+        _write_artifacts(generation, chunks, vectors, context_vectors, kind)
+        _finish_generation(generation, index_dir, manifest, len(chunks), kind, config)
+    return generation
+
+
+@contextmanager
+def _new_generation(index_dir: Path):
+    """A new, empty generation folder beside the live one, removed again if it cannot be written.
+
+    A generation that could not be written (the disk filled up, the folder
+    became read-only) is removed at once, so that failed builds do not pile
+    up and fill the disk for good. (A process killed midway leaves its
+    generation to the next build.)
     """
     generation = index_dir / f"gen-{time.time_ns():x}-{os.getpid()}"
     generation.mkdir(parents=True)
     try:
-        return _fill_generation(generation, index_dir, manifest, chunks, vectors, context_vectors, config)
-    except OSError as error:
-        # A generation that could not be written (the disk filled up, the folder became
-        # read-only) is removed at once, so that failed builds do not pile up and fill the
-        # disk for good. (A process killed midway leaves its generation to the next build.)
-        short_write = error.errno is None and "written" in str(error)
+        yield generation
+    except (OSError, NoSeedsError) as error:
+        short_write = isinstance(error, OSError) and error.errno is None and "written" in str(error)
         shutil.rmtree(generation, ignore_errors=True)
         (index_dir / f".CURRENT.{os.getpid()}").unlink(missing_ok=True)
         if short_write:  # numpy reports a full disk as a short write, with no errno
@@ -299,20 +312,9 @@ def write_generation(
         raise
 
 
-def _fill_generation(
-    generation: Path,
-    index_dir: Path,
-    manifest: dict,
-    chunks: Sequence[Chunk],
-    vectors: np.ndarray,
-    context_vectors: np.ndarray,
-    config: Config,
-) -> Path:
-    """Write everything of a generation into its (new, empty) folder, then make it the live one."""
-    kind = index_type_for(len(chunks), config)
-    _write_artifacts(generation, chunks, vectors, context_vectors, kind)
-
-    manifest["chunks"] = len(chunks)
+def _finish_generation(generation: Path, index_dir: Path, manifest: dict, rows: int, kind: str, config: Config) -> None:
+    """Complete the manifest of a generation whose artifacts are written, flush it all, make it the live one."""
+    manifest["chunks"] = rows
     manifest["index"] = index_entry(kind, config)
     manifest["vectors_dtype"] = np.dtype(vector_dtype(kind)).name
     manifest.update(artifact_checksums(generation))
@@ -321,7 +323,6 @@ def _fill_generation(
         fsync(generation / name)
     fsync(generation)
     _make_live(index_dir, generation)
-    return generation
 
 
 def _write_artifacts(

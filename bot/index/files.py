@@ -240,6 +240,35 @@ class RowFile:
         return f"<RowFile {self.shape} {self.dtype}>"
 
 
+class RowWriter:
+    """Write a 2-D ``.npy`` file a block of rows at a time, byte for byte what ``np.save`` writes.
+
+    A build appends its vectors as it makes them, so that no process holds a
+    whole matrix (a 15 MB seed's vectors are over a gigabyte in float32).
+    The shape is fixed at the start; :meth:`close` refuses a file that did
+    not get exactly that many rows.
+    """
+
+    def __init__(self, path: Path, rows: int, columns: int, dtype):
+        self.dtype = np.dtype(dtype)
+        self._rows, self._columns, self.written = rows, columns, 0
+        self._handle = path.open("wb")
+        header = {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False, "shape": (rows, columns)}
+        np.lib.format.write_array_header_1_0(self._handle, header)
+
+    def append(self, block: np.ndarray) -> None:
+        """Write the next rows (converted to the file's dtype)."""
+        if block.ndim != 2 or block.shape[1] != self._columns or self.written + len(block) > self._rows:
+            raise ValueError(f"a block of shape {block.shape} does not fit a matrix of {self._rows} rows")
+        self._handle.write(np.ascontiguousarray(block, dtype=self.dtype).tobytes())
+        self.written += len(block)
+
+    def close(self) -> None:
+        self._handle.close()
+        if self.written != self._rows:
+            raise ValueError(f"{self.written} rows written of {self._rows}")
+
+
 def read_rows(path: Path) -> np.ndarray | RowFile:
     """A matrix from a .npy file: read whole when small, else a :class:`RowFile` (see MMAP_MIN_BYTES)."""
     return RowFile(path) if is_big(path) else np.load(path)
@@ -248,13 +277,18 @@ def read_rows(path: Path) -> np.ndarray | RowFile:
 # -- chunks: one JSON object a line, and where each line starts ---------------------------
 
 
+def chunk_line(chunk: Chunk) -> bytes:
+    """A chunk's line of ``chunks.jsonl``."""
+    return encode(json.dumps(asdict(chunk), ensure_ascii=False) + "\n")
+
+
 def write_chunks(generation: Path, chunks: Sequence[Chunk]) -> None:
     """Write ``chunks.jsonl`` and ``chunks.offsets.npy`` into ``generation``."""
     offsets = np.zeros(len(chunks) + 1, dtype=np.int64)
     position = 0
     with (generation / "chunks.jsonl").open("wb") as handle:
         for row, chunk in enumerate(chunks):
-            line = encode(json.dumps(asdict(chunk), ensure_ascii=False) + "\n")
+            line = chunk_line(chunk)
             handle.write(line)
             position += len(line)
             offsets[row + 1] = position
