@@ -1,10 +1,10 @@
-"""While a build runs, ``bot ask`` and ``bot serve`` answer from the current index (issue 15, item 6, in part).
+"""While a build runs, ``bot ask`` and ``bot serve`` answer from the current index (issue 15, item 6).
 
 A big seed takes minutes to build; meanwhile ``bot ask`` waited on the build
 lock and ``bot serve`` did not listen. Here another process's build is
 stood in for by holding the build lock (``index/.lock``) from the test; the
-bots, the model and the index are real. (Building a 15 MB seed in bounded
-memory is not done yet: see the issue's notes.)
+bots, the model and the index are real. That a build holds one block of
+vectors at a time is tested in test_index_build_blocks.py.
 """
 
 from __future__ import annotations
