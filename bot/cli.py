@@ -400,7 +400,8 @@ def bench(seeds_dir, index_dir, model, verbose, scales, scale_only):
               help="Start the server with --no-log (default: it keeps a question log in a temporary folder).")
 @click.option("--flood", default=0, show_default=True, type=click.IntRange(0, 1000),
               help="Add one client asking this many questions at once, as fast as it can, from one address "
-                   "behind a proxy: the server it starts keeps its rate limit, which the fans do not meet.")
+                   "behind a proxy: the server it starts keeps its rate limit, which the fans do not meet. "
+                   "The fans are then counted alone for --seconds, and again during the flood.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @common_options
 def loadtest(url, pid, fans, seconds, warmup, max_requests, timeout, think, fresh_sessions, no_log, flood, as_json,
