@@ -16,6 +16,7 @@ elsewhere, would not take.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import resource
 import time
@@ -28,6 +29,17 @@ from .server import ASK_PATH, read_answer
 FLOOD_ADDRESS = "203.0.113.250"
 #: What it asks, every time.
 FLOOD_QUESTION = "Who taught Sezim to play the dombra?"
+
+
+def require_loopback(url: str) -> None:
+    """Refuse to send load anywhere but this machine."""
+    host = urllib.parse.urlsplit(url).hostname or ""
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise ValueError(f"The load test only targets this machine (127.0.0.1 or localhost), not {host!r}.")
 
 
 @dataclass
@@ -109,6 +121,7 @@ async def _connection(url: str, deadline: float, timeout: float, counts: FloodCo
 
 def flood_process(url: str, connections: int, seconds: float, timeout: float, results) -> None:
     """The flooding client for ``seconds``; puts its :class:`FloodCounts` on ``results`` (a process queue)."""
+    require_loopback(url)
     counts = FloodCounts()
     deadline = time.monotonic() + seconds
 

@@ -28,18 +28,16 @@ rate limit.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import math
 import multiprocessing
 import os
 import queue
 import random
 import time
-import urllib.parse
 import uuid
 from dataclasses import asdict, dataclass, field
 
-from .flood import FloodCounts, flood_process
+from .flood import FloodCounts, flood_process, require_loopback
 from .server import ask_async, rss_mib
 
 #: The server's memory after the run may differ from after warm-up by this share.
@@ -174,17 +172,6 @@ def percentile(values: list[float], share: float) -> float:
         return 0.0
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, math.ceil(share * len(ordered)) - 1))]
-
-
-def require_loopback(url: str) -> None:
-    """Refuse to send load anywhere but this machine."""
-    host = urllib.parse.urlsplit(url).hostname or ""
-    try:
-        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = False
-    if not loopback:
-        raise ValueError(f"The load test only targets this machine (127.0.0.1 or localhost), not {host!r}.")
 
 
 class _Run:

@@ -6,6 +6,7 @@ everyone. :class:`QueueGuard` (plain ASGI) turns them away at the door;
 :class:`QueueGate` counts each client's waiting questions.
 """
 
+import asyncio
 import json
 import logging
 import re
@@ -33,6 +34,17 @@ WAITING_EXPIRES_SECONDS = 120.0
 #: Event ids of the "slow down" answers given at the door by ``/gradio_api/call/...``
 #: start with this; fetching one streams the answer as the queue would.
 TURNED_AWAY_PREFIX = "slow-down-"
+
+#: Seconds a question turned away at the door waits for its answer. A client
+#: asking as fast as it can (a script in a loop, a flood) sends its next one
+#: only when it has this one's answer, so each of its connections asks at most
+#: once a second instead of thousands of times, and the server's event loop,
+#: which every fan's question goes through, is left to the fans. A person
+#: over the limit loses nothing: the answer is "slow down" either way.
+HOLD_SECONDS = 1.0
+#: Turned-away questions held at once, at most: each holds a connection and a
+#: little memory; past this they are answered at once (still turned away).
+MAX_HELD = 256
 
 # The routes, at the end of the path (after any root path).
 _CALL = re.compile(r"/gradio_api/call/(?:v2/)?[^/]+/?$")
@@ -139,13 +151,19 @@ class QueueGuard:
       gets the "slow down" line in the chat for its first question over the
       limit (one may wait), since it shows nothing for a 429.
 
-    ``slow_down`` gives the "slow down" answer as the API returns it (a dict).
+    Either answer is held for ``hold`` seconds first (:data:`HOLD_SECONDS`),
+    ``max_held`` at once at most. ``slow_down`` gives the "slow down" answer
+    as the API returns it (a dict).
     """
 
-    def __init__(self, app, gate: QueueGate, slow_down: Callable[[], dict]):
+    def __init__(self, app, gate: QueueGate, slow_down: Callable[[], dict], hold: float = HOLD_SECONDS,
+                 max_held: int = MAX_HELD):
         self.app = app
         self.gate = gate
         self.slow_down = slow_down
+        self.hold = hold
+        self.max_held = max_held
+        self.held = 0  # questions held now (the door runs on the server's one event loop: no lock)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or not self.gate.limiter.enabled:
@@ -188,6 +206,12 @@ class QueueGuard:
     async def _turn_away(self, scope, receive, send, client: str, join: bool):
         from starlette.responses import JSONResponse
 
+        if self.hold > 0 and self.held < self.max_held:
+            self.held += 1
+            try:
+                await asyncio.sleep(self.hold)
+            finally:
+                self.held -= 1
         if join:
             answer = self.slow_down()
             wait = max(1, round(self.gate.limiter.retry_after(client)))
