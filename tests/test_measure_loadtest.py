@@ -116,3 +116,34 @@ def test_the_flood_only_targets_this_machine():
 
     with pytest.raises(ValueError, match="only targets this machine"):
         flood_process("http://198.51.100.1:7860/", 1, 1.0, 1.0, None)
+
+
+def test_a_p95_over_the_limit_fails_the_run():
+    report = LoadReport(url="http://127.0.0.1:1/", fans=1, seconds=1.0, requests=10, latency_ms_p95=900.0)
+    assert report.ok and report.p95_ok  # no limit set
+    report.max_p95_ms = 1000.0
+    assert report.ok and "p95 limit     1000 ms: the fans' p95 is within it" in report.lines()
+    report.latency_ms_p95 = 1000.5
+    assert not report.p95_ok and not report.ok
+    assert report.lines()[-1] == "result        FAILED" and json.loads(json.dumps(report.to_dict()))["p95_ok"] is False
+
+
+def test_a_flood_against_a_real_server_is_held_and_compared(tmp_path):
+    """``--flood`` end to end: the fans alone, then with the flood; the flood's questions are held at the door."""
+    from bot.serve.gate import HOLD_SECONDS
+
+    seeds = copy_seeds(SEEDS, tmp_path / "seeds")
+    connections, seconds = 20, 4.0
+    with ServeProcess(seeds, tmp_path / "index", extra=("--rate-limit", "30", "--no-log"),
+                      log_path=tmp_path / "serve.log") as server:
+        report = run_load(server.url, fans=5, seconds=seconds, warmup=1, timeout=30, think=0.2, pid=server.pid,
+                          flood=connections)
+        log = server.log_text()
+    assert report.failed == 0 and report.rate_limited == 0, report.errors
+    assert report.baseline_latency_ms_p95 and report.flood_p95_ratio is not None
+    assert report.flood_turned_away > report.flood_answered > 0 and report.flood_refused == 0
+    # Each connection waits HOLD_SECONDS for each "slow down": without the hold it asked ~20 times a second.
+    held_at_most = connections * (seconds / HOLD_SECONDS + 2)
+    assert report.flood_turned_away <= held_at_most, report.lines()
+    assert report.server_cpu is not None and report.flood_client_cpu is not None
+    assert "Traceback" not in log

@@ -106,6 +106,8 @@ class LoadReport:
     flood_turned_away: int = 0
     flood_refused: int = 0
     flood_client_cpu: float | None = None
+    #: The fans' p95 (during the flood, when there is one) must stay under this (None: no limit).
+    max_p95_ms: float | None = None
 
     @property
     def flood_p95_ratio(self) -> float | None:
@@ -119,8 +121,12 @@ class LoadReport:
         return self.rss_change is None or abs(self.rss_change) <= MEMORY_TOLERANCE
 
     @property
+    def p95_ok(self) -> bool:
+        return self.max_p95_ms is None or self.latency_ms_p95 <= self.max_p95_ms
+
+    @property
     def ok(self) -> bool:
-        return self.requests > 0 and self.failed == 0 and self.memory_ok
+        return self.requests > 0 and self.failed == 0 and self.memory_ok and self.p95_ok
 
     def lines(self) -> list[str]:
         """The report as a few lines for the terminal."""
@@ -142,6 +148,9 @@ class LoadReport:
             )
         else:
             lines.append("server RSS    not measured (no server process id)")
+        if self.max_p95_ms is not None:
+            verdict = "within" if self.p95_ok else "OVER"
+            lines.append(f"p95 limit     {self.max_p95_ms:.0f} ms: the fans' p95 is {verdict} it")
         lines.extend(f"error         {error}" for error in self.errors)
         lines.append("result        " + ("OK" if self.ok else "FAILED"))
         return lines
@@ -163,7 +172,8 @@ class LoadReport:
         ]
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "flood_p95_ratio": self.flood_p95_ratio, "memory_ok": self.memory_ok, "ok": self.ok}
+        return {**asdict(self), "flood_p95_ratio": self.flood_p95_ratio, "memory_ok": self.memory_ok,
+                "p95_ok": self.p95_ok, "ok": self.ok}
 
 
 def percentile(values: list[float], share: float) -> float:
