@@ -9,6 +9,7 @@ everyone. :class:`QueueGuard` (plain ASGI) turns them away at the door;
 import asyncio
 import json
 import logging
+import random
 import re
 import secrets
 import threading
@@ -45,6 +46,11 @@ TURNED_AWAY_PREFIX = "slow-down-"
 #: less often does). A person over the limit loses nothing: the answer is
 #: "slow down" either way.
 HOLD_SECONDS = 1.0
+#: Each hold is between (1 - this) and (1 + this) times :data:`HOLD_SECONDS`, at
+#: random: a flood's connections, all held alike, would otherwise come back in
+#: step, and each second the event loop would answer all of them in one burst
+#: that every fan asking at that moment waits behind.
+HOLD_SPREAD = 0.5
 #: Turned-away questions held at once, at most: each holds a connection, which
 #: is busy and so never closed to make room for another (see
 #: :mod:`.connections`); past this they are answered at once, so most of the
@@ -156,8 +162,8 @@ class QueueGuard:
       gets the "slow down" line in the chat for its first question over the
       limit (one may wait), since it shows nothing for a 429.
 
-    Either answer is held for ``hold`` seconds first (:data:`HOLD_SECONDS`),
-    ``max_held`` at once at most. ``slow_down`` gives the "slow down" answer
+    Either answer is held for about ``hold`` seconds first (:data:`HOLD_SECONDS`,
+    :data:`HOLD_SPREAD`), ``max_held`` at once at most. ``slow_down`` gives the "slow down" answer
     as the API returns it (a dict).
     """
 
@@ -214,7 +220,7 @@ class QueueGuard:
         if self.hold > 0 and self.held < self.max_held:
             self.held += 1
             try:
-                await asyncio.sleep(self.hold)
+                await asyncio.sleep(self.hold * random.uniform(1 - HOLD_SPREAD, 1 + HOLD_SPREAD))
             finally:
                 self.held -= 1
         if join:
