@@ -6,7 +6,9 @@ not in the door's own logic (a few percent of it), so a cheaper "no" could
 not help much: asking less often does. The door holds a turned-away
 question's answer for a second (:data:`~bot.serve.gate.HOLD_SECONDS`), which
 caps a client that waits for each answer (a script in a loop, ``bot loadtest
---flood``) at one question per connection a second. Plain ASGI, no Gradio.
+--flood``) at one question per connection a second; and when the server is
+out of connections it closes a held one (the flood's) before a fan's idle
+one. Plain ASGI, no Gradio.
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from types import SimpleNamespace
 
-from bot.serve.gate import HOLD_SPREAD, TURNED_AWAY_PREFIX, QueueGate, QueueGuard
+from bot.serve.gate import HELD, HOLD_SPREAD, TURNED_AWAY_PREFIX, QueueGate, QueueGuard
 from bot.serve.ratelimit import RateLimiter
 
 SLOW_DOWN = {"text": "Slow down!", "refused": True, "kind": "rate_limited", "confidence": None, "citations": []}
@@ -106,3 +109,77 @@ def test_no_hold_when_it_is_off():
 
     status, body, seconds = asyncio.run(scenario())
     assert status == 200 and body["event_id"].startswith(TURNED_AWAY_PREFIX) and seconds < 0.2
+
+
+# -- out of connections, a held one is closed first -------------------------------------------
+
+
+class Transport:
+    def __init__(self):
+        self.closed = False
+
+    def is_closing(self):
+        return self.closed
+
+    def close(self):
+        self.closed = True
+
+
+def connection(connections: set, waiting_since: float, cycle=None):
+    """A protocol object as ``_make_room`` sees it (no socket, no uvicorn server)."""
+    from bot.serve.connections import GuardedH11Protocol
+
+    protocol = object.__new__(GuardedH11Protocol)
+    protocol.connections, protocol.transport, protocol.cycle = connections, Transport(), cycle
+    protocol._reading, protocol._waiting_since = None, waiting_since
+    connections.add(protocol)
+    return protocol
+
+
+def cycle(held: bool):
+    return SimpleNamespace(response_complete=False, scope={HELD: True} if held else {})
+
+
+def test_out_of_connections_a_held_one_is_closed_before_a_fans_idle_one():
+    connections: set = set()
+    fan_idle = connection(connections, waiting_since=1.0)  # a fan reading an answer: idle longest
+    fan_busy = connection(connections, waiting_since=2.0, cycle=cycle(held=False))  # a fan being answered
+    flood = [connection(connections, waiting_since=3.0 + n, cycle=cycle(held=True)) for n in range(3)]
+    newcomer = connection(connections, waiting_since=9.0)
+    newcomer._make_room()
+    assert flood[0].transport.closed  # held the longest
+    assert not fan_idle.transport.closed and not fan_busy.transport.closed and not newcomer.transport.closed
+    for protocol in flood:
+        protocol.transport.close()
+    newcomer._make_room()  # nothing held: the longest idle goes, as before
+    assert fan_idle.transport.closed and not fan_busy.transport.closed
+
+
+def test_the_door_marks_a_request_held_only_while_it_holds_it():
+    seen = []
+
+    async def scenario():
+        app = guard(hold=0.2)
+        await ask(app)
+        scope = {
+            "type": "http",
+            "method": "POST",
+            "path": "/gradio_api/call/ask",
+            "headers": [],
+            "client": ("203.0.113.5", 1),
+        }
+
+        async def receive():
+            return {"type": "http.request", "body": b""}
+
+        async def send(message):
+            seen.append(message["type"])
+
+        task = asyncio.create_task(app(scope, receive, send))
+        await asyncio.sleep(0.05)
+        during = scope.get(HELD)
+        await task
+        return during, scope.get(HELD)
+
+    assert asyncio.run(scenario()) == (True, None)
+    assert seen == ["http.response.start", "http.response.body"]

@@ -51,11 +51,13 @@ HOLD_SECONDS = 1.0
 #: step, and each second the event loop would answer all of them in one burst
 #: that every fan asking at that moment waits behind.
 HOLD_SPREAD = 0.5
-#: Turned-away questions held at once, at most: each holds a connection, which
-#: is busy and so never closed to make room for another (see
-#: :mod:`.connections`); past this they are answered at once, so most of the
-#: server's connections stay free for fans whatever one client opens.
-MAX_HELD = 256
+#: Turned-away questions held at once, at most (for memory): more than the
+#: server's connections (:data:`~.connections.MAX_CONNECTIONS`), so that every
+#: connection of a flood is held, however many it opens.
+MAX_HELD = 1024
+#: Set in a request's scope while its answer is held: when the server is out of
+#: connections, it closes a held one first, not a fan's (:mod:`.connections`).
+HELD = "bot.held"
 
 # The routes, at the end of the path (after any root path).
 _CALL = re.compile(r"/gradio_api/call/(?:v2/)?[^/]+/?$")
@@ -219,10 +221,12 @@ class QueueGuard:
 
         if self.hold > 0 and self.held < self.max_held:
             self.held += 1
+            scope[HELD] = True
             try:
                 await asyncio.sleep(self.hold * random.uniform(1 - HOLD_SPREAD, 1 + HOLD_SPREAD))
             finally:
                 self.held -= 1
+                scope.pop(HELD, None)
         if join:
             answer = self.slow_down()
             wait = max(1, round(self.gate.limiter.retry_after(client)))
