@@ -184,8 +184,8 @@ class GuardedH11Protocol(H11Protocol):
             self.transport.close()
             return
         oldest = min(idle, key=lambda c: c._waiting_since)
-        note("full", "%d connections are open (the most allowed); closing the longest idle ones to make room.",
-             self.limits.max_connections)
+        note("full", "%d connections are open (the most allowed); closing those of clients over their rate "
+             "limit, or else the longest idle ones, to make room.", self.limits.max_connections)
         oldest.transport.close()
 
 
