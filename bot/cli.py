@@ -400,15 +400,19 @@ def bench(seeds_dir, index_dir, model, verbose, scales, scale_only):
               help="Start the server with --no-log (default: it keeps a question log in a temporary folder).")
 @click.option("--flood", default=0, show_default=True, type=click.IntRange(0, 1000),
               help="Add one client asking this many questions at once, as fast as it can, from one address "
-                   "behind a proxy: the server it starts keeps its rate limit, which the fans do not meet.")
+                   "behind a proxy: the server it starts keeps its rate limit, which the fans do not meet. "
+                   "The fans are then counted alone for --seconds, and again during the flood.")
+@click.option("--max-p95", type=click.FloatRange(0, min_open=True), default=None,
+              help="Fail when the fans' p95 latency (during the flood, with --flood) is over this many seconds.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @common_options
-def loadtest(url, pid, fans, seconds, warmup, max_requests, timeout, think, fresh_sessions, no_log, flood, as_json,
-             seeds_dir, index_dir, model, verbose):
+def loadtest(url, pid, fans, seconds, warmup, max_requests, timeout, think, fresh_sessions, no_log, flood, max_p95,
+             as_json, seeds_dir, index_dir, model, verbose):
     """Many fans asking at once through the HTTP API: failures, latency, throughput, memory.
 
-    Loopback only. Exits with status 1 when a request failed or the server's
-    memory after the run is more than 10% off its memory after the warm-up.
+    Loopback only. Exits with status 1 when a request failed, the server's
+    memory after the run is more than 10% off its memory after the warm-up,
+    or the fans' p95 is over --max-p95.
     """
     _setup_logging(verbose)
     from .measure.loadtest import run_load
@@ -434,6 +438,7 @@ def loadtest(url, pid, fans, seconds, warmup, max_requests, timeout, think, fres
             extra += ("--no-log",) if no_log else ("--log-db", str(Path(scratch) / "questions.sqlite3"))
             with ServeProcess(config.seeds_dir, config.index_dir, extra=extra) as server:
                 report = run(server.url, server.pid)
+    report.max_p95_ms = None if max_p95 is None else max_p95 * 1000
     if as_json:
         click.echo(json.dumps(report.to_dict()))
     else:

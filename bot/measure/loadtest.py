@@ -15,26 +15,29 @@ resident memory after a warm-up and after the run, which must stay within
 Without ``--url`` it starts its own ``bot serve`` (rate limit off, so that it
 measures capacity) on a free loopback port and stops it afterwards.
 
-With ``flood``, one more client asks as fast as it can, ``flood`` questions
-at once, from one address behind a proxy (``X-Forwarded-For``), so the
-server's rate limit applies to it while the fans (local, no proxy header)
-are not limited: the fans' failures and latency show whether the flood
-crowds them out. The server started for it keeps its default rate limit.
+With ``flood``, the counted run comes twice: the fans alone, then the same
+fans while one more client (:mod:`.flood`) asks as fast as it can, ``flood``
+questions at once, from one address behind a proxy (``X-Forwarded-For``), so
+the server's rate limit applies to it while the fans (local, no proxy header)
+are not limited. The report compares the fans' latency in the two phases
+(the p95 ratio is the flood's cost to the fans), with the server's CPU and
+the flooding client's own. The server started for it keeps its default
+rate limit.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import math
 import multiprocessing
+import os
 import queue
 import random
 import time
-import urllib.parse
 import uuid
 from dataclasses import asdict, dataclass, field
 
+from .flood import FloodCounts, flood_process, require_loopback
 from .server import ask_async, rss_mib
 
 #: The server's memory after the run may differ from after warm-up by this share.
@@ -68,8 +71,6 @@ QUESTIONS: list[tuple[str, list[dict] | None]] = [
     ("?!?!", None),
 ]
 VALID_KINDS = {"answer", "refusal", "small_talk", "invalid", "other_language", "rate_limited"}
-#: Where the flooding client says it is (a documentation address; the traffic stays on loopback).
-FLOOD_ADDRESS = "203.0.113.250"
 
 
 @dataclass
@@ -90,19 +91,42 @@ class LoadReport:
     rss_mib_after_run: float | None = None
     rss_change: float | None = None
     errors: list[str] = field(default_factory=list)
-    #: The flooding client, when there was one: questions at once, asked, answered in full, turned away.
+    #: The server's CPU during the counted run, as a share of one core (None: no process id).
+    server_cpu: float | None = None
+    #: With a flood: the fans alone first (latency, answers a second, the server's CPU) ...
+    baseline_latency_ms_p50: float | None = None
+    baseline_latency_ms_p95: float | None = None
+    baseline_throughput_rps: float | None = None
+    baseline_server_cpu: float | None = None
+    #: ... then with the flooding client: connections, questions asked, answered in full, told to
+    #: slow down, refused (an HTTP error or a closed connection), and its own CPU (share of a core).
     flood: int = 0
     flood_requests: int = 0
     flood_answered: int = 0
     flood_turned_away: int = 0
+    flood_refused: int = 0
+    flood_client_cpu: float | None = None
+    #: The fans' p95 (during the flood, when there is one) must stay under this (None: no limit).
+    max_p95_ms: float | None = None
+
+    @property
+    def flood_p95_ratio(self) -> float | None:
+        """The fans' p95 during the flood over their p95 alone (None without a flood)."""
+        if not self.flood or not self.baseline_latency_ms_p95:
+            return None
+        return self.latency_ms_p95 / self.baseline_latency_ms_p95
 
     @property
     def memory_ok(self) -> bool:
         return self.rss_change is None or abs(self.rss_change) <= MEMORY_TOLERANCE
 
     @property
+    def p95_ok(self) -> bool:
+        return self.max_p95_ms is None or self.latency_ms_p95 <= self.max_p95_ms
+
+    @property
     def ok(self) -> bool:
-        return self.requests > 0 and self.failed == 0 and self.memory_ok
+        return self.requests > 0 and self.failed == 0 and self.memory_ok and self.p95_ok
 
     def lines(self) -> list[str]:
         """The report as a few lines for the terminal."""
@@ -113,11 +137,10 @@ class LoadReport:
             (f"latency       p50 {self.latency_ms_p50:.0f} ms, p95 {self.latency_ms_p95:.0f} ms, "
              f"max {self.latency_ms_max:.0f} ms"),
         ]
+        if self.server_cpu is not None:
+            lines.append(f"server CPU    {self.server_cpu:.0%} of a core")
         if self.flood:
-            lines.append(
-                f"flood         one client, {self.flood} at once: {self.flood_requests} questions, "
-                f"{self.flood_answered} answered, {self.flood_turned_away} told to slow down"
-            )
+            lines.extend(self._flood_lines())
         if self.rss_mib_after_warmup is not None:
             lines.append(
                 f"server RSS    {self.rss_mib_after_warmup:.1f} MiB after warm-up, {self.rss_mib_after_run:.1f} MiB "
@@ -125,12 +148,32 @@ class LoadReport:
             )
         else:
             lines.append("server RSS    not measured (no server process id)")
+        if self.max_p95_ms is not None:
+            verdict = "within" if self.p95_ok else "OVER"
+            lines.append(f"p95 limit     {self.max_p95_ms:.0f} ms: the fans' p95 is {verdict} it")
         lines.extend(f"error         {error}" for error in self.errors)
         lines.append("result        " + ("OK" if self.ok else "FAILED"))
         return lines
 
+    def _flood_lines(self) -> list[str]:
+        rate = self.flood_requests / self.seconds if self.seconds else 0.0
+        client = "" if self.flood_client_cpu is None else f"; the client used {self.flood_client_cpu:.0%} of a core"
+        alone = (f"p50 {self.baseline_latency_ms_p50:.0f} ms, p95 {self.baseline_latency_ms_p95:.0f} ms, "
+                 f"{self.baseline_throughput_rps:.1f} answers/s")
+        if self.baseline_server_cpu is not None:
+            alone += f", server CPU {self.baseline_server_cpu:.0%}"
+        ratio = self.flood_p95_ratio
+        return [
+            f"fans alone    {alone} (the phase before the flood; the figures above are during it)",
+            f"flood         one client, {self.flood} connections: {self.flood_requests} questions ({rate:.0f}/s), "
+            f"{self.flood_answered} answered, {self.flood_turned_away} told to slow down, "
+            f"{self.flood_refused} refused{client}",
+            "flood's cost  the fans' p95 " + (f"x{ratio:.2f} their p95 alone" if ratio else "not compared"),
+        ]
+
     def to_dict(self) -> dict:
-        return {**asdict(self), "memory_ok": self.memory_ok, "ok": self.ok}
+        return {**asdict(self), "flood_p95_ratio": self.flood_p95_ratio, "memory_ok": self.memory_ok,
+                "p95_ok": self.p95_ok, "ok": self.ok}
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -139,17 +182,6 @@ def percentile(values: list[float], share: float) -> float:
         return 0.0
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, math.ceil(share * len(ordered)) - 1))]
-
-
-def require_loopback(url: str) -> None:
-    """Refuse to send load anywhere but this machine."""
-    host = urllib.parse.urlsplit(url).hostname or ""
-    try:
-        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = False
-    if not loopback:
-        raise ValueError(f"The load test only targets this machine (127.0.0.1 or localhost), not {host!r}.")
 
 
 class _Run:
@@ -207,36 +239,6 @@ async def _fan(number: int, client, base: str, run: _Run, timeout: float, think:
             await asyncio.sleep(chooser.uniform(0, 2 * think))
 
 
-async def _flooder(client, base: str, run: _Run, timeout: float) -> None:
-    """One worker of the flooding client: ask, read the answer, ask again, until the run ends."""
-    headers = {"X-Forwarded-For": FLOOD_ADDRESS}
-    while time.monotonic() < run.deadline:
-        run.flood_requests += 1
-        try:
-            answer = await _ask(client, base, QUESTIONS[0][0], None, timeout, None, headers)
-        except Exception:  # noqa: BLE001 - refused at the door (429/503) or failed: either way not answered
-            await asyncio.sleep(0.05)
-            continue
-        if answer["kind"] == "rate_limited":
-            run.flood_turned_away += 1
-        else:
-            run.flood_answered += 1
-
-
-def _flood(base: str, flood: int, seconds: float, timeout: float, results) -> None:
-    """The flooding client, in a process of its own (so that it does not slow the fans' own loop)."""
-    import httpx
-
-    run = _Run(time.monotonic() + seconds, 0)
-
-    async def main():
-        async with httpx.AsyncClient(limits=httpx.Limits(max_connections=flood), trust_env=False) as client:
-            await asyncio.gather(*(_flooder(client, base, run, timeout) for _ in range(flood)))
-
-    asyncio.run(main())
-    results.put((run.flood_requests, run.flood_answered, run.flood_turned_away))
-
-
 async def _phase(
     base: str, fans: int, seconds: float, max_requests: int, timeout: float, think: float = 0.0, fresh: bool = False
 ) -> _Run:
@@ -262,6 +264,55 @@ def _warm_up(
         asked, stretched = asked + len(more.latencies) + more.failed, stretched + 5.0
 
 
+def cpu_seconds(pid: int | None) -> float | None:
+    """CPU time (user and system) process ``pid`` has used so far (Linux), or None."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, TypeError):
+        return None
+
+
+@dataclass
+class _Counted:
+    """One counted phase: the fans' run, how long it took, the server's CPU share, and the flood's counts."""
+
+    run: _Run
+    elapsed: float
+    server_cpu: float | None
+    flood: FloodCounts | None = None
+
+    def throughput(self) -> float:
+        return len(self.run.latencies) / self.elapsed if self.elapsed > 0 else 0.0
+
+
+def _counted(base: str, fans: int, seconds: float, max_requests: int, timeout: float, think: float, fresh: bool,
+             pid: int | None, flood: int = 0) -> _Counted:
+    """One counted phase of the fans, with ``flood`` connections of the flooding client alongside."""
+    cpu_before, started = cpu_seconds(pid), time.monotonic()
+    flooding = None
+    if flood:
+        context = multiprocessing.get_context("spawn")
+        flood_results = context.Queue()
+        flooding = context.Process(target=flood_process, args=(base, flood, seconds, timeout, flood_results),
+                                   daemon=True)
+        flooding.start()
+    run = asyncio.run(_phase(base, fans, seconds, max_requests, timeout, think, fresh))
+    counts = None
+    if flooding is not None:
+        try:
+            counts = flood_results.get(timeout=timeout + 30)
+        except queue.Empty:
+            run.fail("the flooding client did not report")
+        flooding.join(10)
+        if flooding.is_alive():
+            flooding.kill()
+    elapsed, cpu_after = time.monotonic() - started, cpu_seconds(pid)
+    share = None if cpu_before is None or cpu_after is None else (cpu_after - cpu_before) / elapsed
+    return _Counted(run, elapsed, share, counts)
+
+
 def run_load(
     url: str,
     fans: int = 50,
@@ -277,11 +328,12 @@ def run_load(
     """Load ``url`` (a running ``bot serve`` on this machine) with ``fans`` fans for ``seconds``.
 
     A warm-up of ``warmup`` seconds with the same load comes first and is not
-    counted; ``pid`` is the server's process id, for its memory. Each fan
-    keeps one session, as a browser tab or a ``gradio_client.Client`` does;
-    ``fresh_sessions`` sends every question without one, as ``curl`` would.
-    ``flood``: questions at once of one flooding client during the counted
-    run (see the module's docstring).
+    counted; ``pid`` is the server's process id, for its memory and CPU. Each
+    fan keeps one session, as a browser tab or a ``gradio_client.Client``
+    does; ``fresh_sessions`` sends every question without one, as ``curl``
+    would. ``flood``: connections of one flooding client; the counted run is
+    then the fans alone for ``seconds`` and the fans with the flood for
+    ``seconds`` more (see the module's docstring).
     """
     require_loopback(url)
     base = url if url.endswith("/") else url + "/"
@@ -290,33 +342,39 @@ def run_load(
     settle = 1.0
     time.sleep(settle)
     before = rss_mib(pid) if pid else None
-    started = time.monotonic()
-    flooding = None
-    if flood:
-        context = multiprocessing.get_context("spawn")
-        flood_results = context.Queue()
-        flooding = context.Process(target=_flood, args=(base, flood, seconds, timeout, flood_results), daemon=True)
-        flooding.start()
-    run = asyncio.run(_phase(base, fans, seconds, max_requests, timeout, think, fresh_sessions))
-    elapsed = time.monotonic() - started
-    if flooding is not None:
-        try:
-            run.flood_requests, run.flood_answered, run.flood_turned_away = flood_results.get(timeout=timeout + 30)
-        except queue.Empty:
-            run.fail("the flooding client did not report")
-        flooding.join(10)
+    args = (base, fans, seconds, max_requests, timeout, think, fresh_sessions, pid)
+    alone = _counted(*args) if flood else None
+    main = _counted(*args, flood=flood)
     time.sleep(settle)
     after = rss_mib(pid) if pid else None
-    report = LoadReport(url=base, fans=fans, seconds=elapsed)
-    report.requests = len(run.latencies) + run.failed
-    report.failed, report.rate_limited, report.errors = run.failed, run.rate_limited, run.errors
-    report.flood, report.flood_requests = flood, run.flood_requests
-    report.flood_answered, report.flood_turned_away = run.flood_answered, run.flood_turned_away
-    report.latency_ms_p50 = percentile(run.latencies, 0.50)
-    report.latency_ms_p95 = percentile(run.latencies, 0.95)
-    report.latency_ms_max = max(run.latencies, default=0.0)
-    report.throughput_rps = len(run.latencies) / elapsed if elapsed > 0 else 0.0
+    report = _report(base, fans, main, alone, flood)
     if before and after:
         report.rss_mib_after_warmup, report.rss_mib_after_run = round(before, 1), round(after, 1)
         report.rss_change = (after - before) / before
+    return report
+
+
+def _report(base: str, fans: int, main: _Counted, alone: _Counted | None, flood: int) -> LoadReport:
+    """The report of the counted phase ``main``, and of ``alone``, the fans before a flood."""
+    phases = [main] if alone is None else [alone, main]
+    run = main.run
+    report = LoadReport(url=base, fans=fans, seconds=main.elapsed, server_cpu=main.server_cpu, flood=flood)
+    report.requests = sum(len(p.run.latencies) + p.run.failed for p in phases)
+    report.failed = sum(p.run.failed for p in phases)
+    report.rate_limited = sum(p.run.rate_limited for p in phases)
+    report.errors = [error for p in phases for error in p.run.errors][:5]
+    report.latency_ms_p50 = percentile(run.latencies, 0.50)
+    report.latency_ms_p95 = percentile(run.latencies, 0.95)
+    report.latency_ms_max = max(run.latencies, default=0.0)
+    report.throughput_rps = main.throughput()
+    if alone is not None:
+        report.baseline_latency_ms_p50 = percentile(alone.run.latencies, 0.50)
+        report.baseline_latency_ms_p95 = percentile(alone.run.latencies, 0.95)
+        report.baseline_throughput_rps = alone.throughput()
+        report.baseline_server_cpu = alone.server_cpu
+    counts = main.flood
+    if counts is not None:
+        report.flood_requests, report.flood_answered = counts.requests, counts.answered
+        report.flood_turned_away, report.flood_refused = counts.turned_away, counts.refused
+        report.flood_client_cpu = counts.cpu_seconds / main.elapsed if main.elapsed > 0 else None
     return report

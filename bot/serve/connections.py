@@ -12,9 +12,10 @@ failed ``accept()`` (thousands of lines a second). So:
   connection opening), or whose body has not all arrived within
   :attr:`ConnectionLimits.body_seconds` of its headers;
 - past :attr:`ConnectionLimits.max_connections` (never more than the process's
-  file limit allows), a new connection makes room by closing the one that has
-  waited longest without a request in progress, so idle sockets cannot lock
-  fans out;
+  file limit allows), a new connection makes room by closing one whose answer
+  is held at the door (a client over its rate limit: see :data:`.gate.HELD`),
+  or else the one that has waited longest without a request in progress, so
+  neither idle sockets nor a flood's connections can lock fans out;
 - :class:`RepeatFilter` lets one log line about one cause through every
   :data:`REPEAT_SECONDS`, with a count of those it held back.
 
@@ -33,6 +34,8 @@ from dataclasses import dataclass
 
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from .gate import HELD
 
 log = logging.getLogger(__name__)
 
@@ -166,18 +169,23 @@ class GuardedH11Protocol(H11Protocol):
         """No request of this connection is being answered: it waits for one, or for its headers or body."""
         return self.cycle is None or self.cycle.response_complete or self._reading is not None
 
+    def _held(self) -> bool:
+        """This connection's answer is being held at the door: its client is over its rate limit."""
+        return self.cycle is not None and not self.cycle.response_complete and bool(self.cycle.scope.get(HELD))
+
     def _make_room(self) -> None:
-        """Over the cap: close the connection that has waited longest without a request being answered."""
-        idle = [c for c in self.connections
-                if isinstance(c, GuardedH11Protocol) and c._idle() and not c.transport.is_closing()]
+        """Over the cap: close a connection whose answer is held at the door (a flood's, told to slow down),
+        or else the one that has waited longest without a request being answered (a fan's idle one)."""
+        open_ = [c for c in self.connections if isinstance(c, GuardedH11Protocol) and not c.transport.is_closing()]
+        idle = [c for c in open_ if c._held()] or [c for c in open_ if c._idle()]
         if not idle:
             note("full", "%d connections are open, all busy; refusing new ones until one closes.",
                  len(self.connections) - 1)
             self.transport.close()
             return
         oldest = min(idle, key=lambda c: c._waiting_since)
-        note("full", "%d connections are open (the most allowed); closing the longest idle ones to make room.",
-             self.limits.max_connections)
+        note("full", "%d connections are open (the most allowed); closing those of clients over their rate "
+             "limit, or else the longest idle ones, to make room.", self.limits.max_connections)
         oldest.transport.close()
 
 

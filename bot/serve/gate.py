@@ -6,8 +6,10 @@ everyone. :class:`QueueGuard` (plain ASGI) turns them away at the door;
 :class:`QueueGate` counts each client's waiting questions.
 """
 
+import asyncio
 import json
 import logging
+import random
 import re
 import secrets
 import threading
@@ -33,6 +35,29 @@ WAITING_EXPIRES_SECONDS = 120.0
 #: Event ids of the "slow down" answers given at the door by ``/gradio_api/call/...``
 #: start with this; fetching one streams the answer as the queue would.
 TURNED_AWAY_PREFIX = "slow-down-"
+
+#: Seconds a question turned away at the door waits for its answer. A client
+#: asking as fast as it can (a script in a loop, ``bot loadtest --flood``)
+#: sends its next question only when it has this one's answer, so each of its
+#: connections asks at most once a second instead of as fast as the server
+#: can say no (~1,100 questions a second from 200 connections on two cores,
+#: each costing ~0.4 ms of the server's one event loop, nearly all of it in
+#: HTTP and ASGI, not in the door: a cheaper "no" could not help much, asking
+#: less often does). A person over the limit loses nothing: the answer is
+#: "slow down" either way.
+HOLD_SECONDS = 1.0
+#: Each hold is between (1 - this) and (1 + this) times :data:`HOLD_SECONDS`, at
+#: random: a flood's connections, all held alike, would otherwise come back in
+#: step, and each second the event loop would answer all of them in one burst
+#: that every fan asking at that moment waits behind.
+HOLD_SPREAD = 0.5
+#: Turned-away questions held at once, at most (for memory): more than the
+#: server's connections (:data:`~.connections.MAX_CONNECTIONS`), so that every
+#: connection of a flood is held, however many it opens.
+MAX_HELD = 1024
+#: Set in a request's scope while its answer is held: when the server is out of
+#: connections, it closes a held one first, not a fan's (:mod:`.connections`).
+HELD = "bot.held"
 
 # The routes, at the end of the path (after any root path).
 _CALL = re.compile(r"/gradio_api/call/(?:v2/)?[^/]+/?$")
@@ -139,13 +164,19 @@ class QueueGuard:
       gets the "slow down" line in the chat for its first question over the
       limit (one may wait), since it shows nothing for a 429.
 
-    ``slow_down`` gives the "slow down" answer as the API returns it (a dict).
+    Either answer is held for about ``hold`` seconds first (:data:`HOLD_SECONDS`,
+    :data:`HOLD_SPREAD`), ``max_held`` at once at most. ``slow_down`` gives the "slow down" answer
+    as the API returns it (a dict).
     """
 
-    def __init__(self, app, gate: QueueGate, slow_down: Callable[[], dict]):
+    def __init__(self, app, gate: QueueGate, slow_down: Callable[[], dict], hold: float = HOLD_SECONDS,
+                 max_held: int = MAX_HELD):
         self.app = app
         self.gate = gate
         self.slow_down = slow_down
+        self.hold = hold
+        self.max_held = max_held
+        self.held = 0  # questions held now (the door runs on the server's one event loop: no lock)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or not self.gate.limiter.enabled:
@@ -188,6 +219,14 @@ class QueueGuard:
     async def _turn_away(self, scope, receive, send, client: str, join: bool):
         from starlette.responses import JSONResponse
 
+        if self.hold > 0 and self.held < self.max_held:
+            self.held += 1
+            scope[HELD] = True
+            try:
+                await asyncio.sleep(self.hold * random.uniform(1 - HOLD_SPREAD, 1 + HOLD_SPREAD))
+            finally:
+                self.held -= 1
+                scope.pop(HELD, None)
         if join:
             answer = self.slow_down()
             wait = max(1, round(self.gate.limiter.retry_after(client)))
