@@ -111,3 +111,20 @@ def test_a_failure_is_remembered_in_memory_when_not_even_the_marker_fits(tmp_pat
 def test_only_a_full_disk_is_remembered(tmp_path):
     failed.record_failure(tmp_path, "seeds", OSError(errno.EACCES, "Permission denied"))
     assert failed.known_failure(tmp_path, "seeds") is None and not (tmp_path / failed.MARKER).exists()
+
+
+def test_room_made_on_the_disk_is_worth_another_try(tmp_path, monkeypatch):
+    free = {"bytes": 5 * 1024 * 1024}
+    usage = type("Usage", (), {})
+
+    def disk_usage(path):
+        result = usage()
+        result.free = free["bytes"]
+        return result
+
+    monkeypatch.setattr(failed.shutil, "disk_usage", disk_usage)  # a disk whose room the test sets
+    failed.record_failure(tmp_path, "seeds", OSError(errno.ENOSPC, "No space left on device"))
+    free["bytes"] += 1024 * 1024  # a little more room: the same build would fail again
+    assert isinstance(failed.known_failure(tmp_path, "seeds"), OSError)
+    free["bytes"] += failed.ROOM_MADE  # room made: try again
+    assert failed.known_failure(tmp_path, "seeds") is None

@@ -8,8 +8,9 @@ settings it was for, in a small file in the index folder (``MARKER``) and in
 this process's memory (the disk may be too full even for that file). A build
 that may skip a known failure (``update_index(..., retry_failed=False)``, as
 ``Bot.ensure_index`` asks) raises the recorded error again at once for the
-same seeds; new or changed seeds, or an explicit ``bot build``, try again,
-and a build that succeeds forgets the failure.
+same seeds, unless the disk has more room than when it failed; new or
+changed seeds, room made on the disk, or an explicit ``bot build`` try
+again, and a build that succeeds forgets the failure.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import errno
 import hashlib
 import json
 import os
+import shutil
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -30,6 +32,9 @@ MARKER = ".failed-build.json"
 #: The errors that are recorded: a full disk or quota. (A folder that is
 #: read-only is not: it is cheap to find out again, and it heals by itself.)
 DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+#: How much more free space than at the failure counts as room made (or a tenth more, if more).
+ROOM_MADE = 16 * 1024 * 1024
 
 #: index folder -> record, for when the marker could not be written.
 _remembered: dict[str, dict] = {}
@@ -51,7 +56,11 @@ def record_failure(index_dir: Path, seeds_fingerprint: str, error: OSError) -> N
         return
     # The message without "[Errno 28]", which the error raised again from the record adds itself.
     message = error.strerror or str(error)
-    record = {"seeds": seeds_fingerprint, "errno": error.errno, "error": message, "at": time.time()}
+    record = {
+        "seeds": seeds_fingerprint, "errno": error.errno, "error": message, "at": time.time(),
+        # Taken after the failed generation was removed: the room the build had.
+        "free_bytes": _free_bytes(index_dir),
+    }
     _remembered[str(index_dir)] = record
     temporary = index_dir / f"{MARKER}.{os.getpid()}"
     try:
@@ -71,6 +80,9 @@ def known_failure(index_dir: Path, seeds_fingerprint: str) -> BuildFailedBefore 
             return None
     if not isinstance(record, dict) or record.get("seeds") != seeds_fingerprint:
         return None
+    had, has = record.get("free_bytes"), _free_bytes(index_dir)
+    if isinstance(had, int) and has is not None and has > had + max(ROOM_MADE, had // 10):
+        return None  # someone made room: worth another try
     return BuildFailedBefore(
         record.get("errno", errno.ENOSPC),
         f"{record.get('error')}; the last build of these seeds failed so, and it is not tried again "
@@ -83,3 +95,10 @@ def forget_failure(index_dir: Path) -> None:
     _remembered.pop(str(index_dir), None)
     with contextlib.suppress(OSError):
         (index_dir / MARKER).unlink(missing_ok=True)
+
+
+def _free_bytes(index_dir: Path) -> int | None:
+    try:
+        return shutil.disk_usage(index_dir).free
+    except OSError:
+        return None

@@ -270,7 +270,8 @@ class SeedWatcher:
     def _update(self) -> None:
         self.status.update_running(True)
         try:
-            report = self.bot.update()
+            # A full disk that failed these same seeds is not re-embedded every retry, only once room is made.
+            report = self.bot.update(retry_failed=False)
         except Exception as error:  # keep serving from the old index
             log.debug("The update failed.", exc_info=True)
             self.failed(update_problem(error, self.bot.config))
