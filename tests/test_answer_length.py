@@ -33,7 +33,7 @@ def test_a_200000_character_word_cannot_make_a_long_answer(tmp_path, embedder):
             "bio.txt": "Sezim is a singer from Almaty. She sings jazz in Kazakh and English.\n",
         },
     )
-    answer = bot.answer("Who taught Sezim to play the dombra?", [])
+    answer = bot.answer("Who did Sezim learn to play the dombra from?", [])
     assert answer.kind == "answer", answer  # the long word answers it: quoted, not refused
     assert any("dombra-from-her-grandfather" in passage.text for passage in answer.citations), answer
     assert 0 < len(answer.text) <= MAX_ANSWER_CHARS, len(answer.text)
