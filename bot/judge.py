@@ -107,8 +107,9 @@ def refusal_features(query: Query, ranked: list[Candidate], retriever: Retriever
     - ``margin``: the lead of the best sentence's fused score over the second's;
     - ``unknown_words``: share of the question's words that occur nowhere in
       the seeds (a question about another person names things the seeds lack);
-    - ``coverage``: share of the question's words that the best sentence uses
-      (in any form: "grew" is covered by "Growing");
+    - ``coverage``: share of the question's words that the best sentence (with
+      its question, in an interview or FAQ) uses, in any form ("grew" is
+      covered by "Growing");
     - ``unknown_names``: capitalised words of the question absent from the seeds;
     - ``lacks_wanted``: 1 when the question wants a date, number or name and the
       best sentence has none.
@@ -134,7 +135,10 @@ def refusal_features(query: Query, ranked: list[Candidate], retriever: Retriever
         dense, context_dense = max(dense, float(joint.max())), max(context_dense, float(joint_context[0]))
     unknown, terms = retriever.unknown_terms(query.question, query.name_words)
     answer_type = retriever.terms(" ".join(query.answer_type))
-    best_terms = retriever.terms(retriever.index.chunks[best.row].text)
+    chunk = retriever.index.chunks[best.row]
+    # An answer in an interview or FAQ is read with its question: "It is called Night Steppe."
+    # covers "What is the new album called?" because its question says "new album".
+    best_terms = retriever.terms(f"{chunk.question} {chunk.text}" if chunk.question else chunk.text)
     unknown = [t for t in unknown if t.stem not in answer_type]
     judged = [t for t in terms if t.within(best_terms) or t.stem not in answer_type]
     names = {_POSSESSIVE.sub("", w.lower()) for w in re.findall(r"(?<!^)(?<![.?!] )\b[A-Z][\w'’-]+", query.question)}
