@@ -44,6 +44,8 @@ class Term:
     #: For a word the seeds never use in any form: stems of the seeds' words related to it in
     #: meaning ("celebr" for "famous"), which count for it at less weight still.
     related: frozenset[str] = frozenset()
+    #: Whether the seeds use the word in some form (else it is a word they never use).
+    in_seeds: bool = True
 
     def within(self, stems: set[str]) -> bool:
         """Whether ``stems`` hold this term in any of its forms."""
@@ -183,16 +185,17 @@ class Retriever:
         stems = [t for t in self._tokens([text])[0] if t not in (ignored or self._question_stopwords)]
         if not stems:
             return []
-        forms: dict[str, set[str]] = {}
-        related: dict[str, frozenset[str]] = {}
+        terms: dict[str, Term] = {}
         for word in _TOKEN.findall(text.lower()):
             stem = self._stemmer.stemWord(word)
-            if stem in stems and stem not in forms:
+            if stem in stems and stem not in terms:
                 other = [f for f in other_forms(word) if f not in STOPWORDS_EN]
-                forms[stem] = set(self._stemmer.stemWords(other)) - {stem}
-                if not any(self._lexical.document_frequency(s) for s in (stem, *forms[stem])):
-                    related[stem] = self._related_in_seeds(word, other, stem)
-        return [Term(stem, frozenset(forms.get(stem, ())), related.get(stem, frozenset())) for stem in stems]
+                forms = frozenset(self._stemmer.stemWords(other)) - {stem}
+                if any(self._lexical.document_frequency(s) for s in (stem, *forms)):
+                    terms[stem] = Term(stem, forms)
+                else:
+                    terms[stem] = Term(stem, forms, self._related_in_seeds(word, other, stem), in_seeds=False)
+        return [terms.get(stem) or Term(stem, in_seeds=bool(self._lexical.document_frequency(stem))) for stem in stems]
 
     def _related_in_seeds(self, word: str, forms: list[str], stem: str) -> frozenset[str]:
         """Stems of the seeds' words that WordNet relates to ``word`` or its other forms ("taught" via "teach")."""
@@ -320,10 +323,7 @@ class Retriever:
         """
         limit = _UBIQUITOUS * len(self.index)
         terms = [t for t in self.question_terms(text, leave_out) if self._lexical.document_frequency(t.stem) <= limit]
-        unknown = [
-            t for t in terms if not any(self._lexical.document_frequency(s) for s in (t.stem, *sorted(t.forms)))
-        ]
-        return unknown, terms
+        return [t for t in terms if not t.in_seeds], terms
 
     def terms(self, text: str) -> set[str]:
         """The BM25 terms of ``text``: lower-cased, stopwords out, stemmed."""

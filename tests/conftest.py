@@ -8,6 +8,7 @@ that builds an index works on its own copy of the seeds in ``tmp_path``.
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -240,3 +241,19 @@ def start_server(base: Path, log_path: Path, extra: tuple[str, ...] = ()) -> tup
 def stop_server(server: ServeProcess) -> None:
     """Stop a server started by start_server, politely first."""
     server.stop()
+
+
+CORPUS_NOUNS = "song album dombra steppe village concert record melody voice tour festival river mountain city".split()
+CORPUS_VERBS = "sang recorded played wrote remembered carried painted crossed found lost praised".split()
+
+
+def write_corpus(path: Path, sentences: int, seed: int = 1234, words: tuple[int, int] = (8, 20)) -> None:
+    """A varied, deterministic document of ``sentences`` sentences, six to a paragraph, to make builds take a while."""
+    rng = random.Random(seed)
+    lines = []
+    for i in range(sentences):
+        chosen = [rng.choice(CORPUS_NOUNS if j % 2 else CORPUS_VERBS) for j in range(rng.randint(*words))]
+        lines.append(f"In episode {i} the singer {' '.join(chosen)}.")
+        if i % 6 == 5:
+            lines.append("\n\n")
+    path.write_text(" ".join(lines), encoding="utf-8")

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import random
 import shutil
 import signal
 import subprocess
@@ -32,6 +31,7 @@ from conftest import (
     bot_env,
     copy_seeds,
     live_generation,
+    write_corpus,
 )
 
 
@@ -275,24 +275,6 @@ def test_a_build_that_dies_midway_leaves_the_previous_index(tmp_path, embedder, 
     assert not list(config.index_dir.glob(".CURRENT.*"))
     assert len(generations(config.index_dir)) <= 2
     assert {c.text for c in load_index(config.index_dir).chunks} >= {"Everything changed.", "A new file."}
-
-
-def write_corpus(path: Path, sentences: int) -> None:
-    """A large, varied, deterministic document to make a build take a while."""
-    rng = random.Random(1234)
-    nouns = [
-        "song", "album", "dombra", "steppe", "village", "concert", "record", "melody", "voice", "tour", "festival",
-        "river", "mountain", "city",
-    ]
-    verbs = ["sang", "recorded", "played", "wrote", "remembered", "carried", "painted", "crossed", "found", "lost",
-             "praised"]
-    lines = []
-    for i in range(sentences):
-        words = [rng.choice(nouns if j % 2 else verbs) for j in range(rng.randint(8, 20))]
-        lines.append(f"In episode {i} the singer {' '.join(words)}.")
-        if i % 6 == 5:
-            lines.append("\n\n")
-    path.write_text(" ".join(lines), encoding="utf-8")
 
 
 @pytest.mark.slow

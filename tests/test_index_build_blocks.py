@@ -9,7 +9,6 @@ one block of vectors. Real model, real FAISS, real seed text.
 
 from __future__ import annotations
 
-import random
 from pathlib import Path
 
 import faiss
@@ -19,33 +18,19 @@ import bot.index.build as index_build
 from bot import Config
 from bot.index import APPROXIMATE_INDEX, EXACT_INDEX, load_index, update_index
 
-from conftest import DOMBRA, SEEDS, copy_seeds
+from conftest import DOMBRA, SEEDS, copy_seeds, write_corpus
 
-NOUNS = "song album dombra steppe village concert record melody voice tour festival river mountain city".split()
-VERBS = "sang recorded played wrote remembered carried painted crossed found lost praised".split()
 #: Bytes of the header of a ``.npy`` file of a float32 matrix.
 NPY_HEADER = 128
 #: Texts embedded per call in the build in blocks (so 100 chunks a block).
 SMALL_BLOCK = 200
 
 
-def write_corpus(path: Path, sentences: int, seed: int = 7) -> None:
-    """A varied, deterministic document of ``sentences`` sentences, six to a paragraph."""
-    rng = random.Random(seed)
-    lines = []
-    for i in range(sentences):
-        words = [rng.choice(NOUNS if j % 2 else VERBS) for j in range(rng.randint(6, 14))]
-        lines.append(f"In episode {i} the singer {' '.join(words)}.")
-        if i % 6 == 5:
-            lines.append("\n\n")
-    path.write_text(" ".join(lines), encoding="utf-8")
-
-
 def big_seeds(tmp_path: Path, sentences: int) -> Path:
     """The shipped seed and a generated corpus cut in two files: three files, the middle one big."""
     seeds = copy_seeds(SEEDS, tmp_path / "seeds")
-    write_corpus(seeds / "corpus-1.txt", sentences // 2, seed=1)
-    write_corpus(seeds / "corpus-2.txt", sentences - sentences // 2, seed=2)
+    write_corpus(seeds / "corpus-1.txt", sentences // 2, seed=1, words=(6, 14))
+    write_corpus(seeds / "corpus-2.txt", sentences - sentences // 2, seed=2, words=(6, 14))
     return seeds
 
 
