@@ -72,7 +72,7 @@ def subject_of(texts: Iterable[str]) -> Subject | None:
         lower.update(w.lower() for w in _LOWER_WORD.findall(text))
         found = [_name_words(run) for run in _NAME_RUN.findall(text)]
         runs.update(" ".join(run) for run in found if run)
-        named.update({w for run in found for w in run})
+        named.update(dict.fromkeys((w for run in found for w in run), 1))  # in order: ties go to the first named
     if not sample:
         return None
     names = [w for w, count in named.most_common() if lower[w.lower()] * 10 < count]

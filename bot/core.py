@@ -43,12 +43,25 @@ class Bot:
     def __init__(self, config: Config | None = None, embedder: Embedder | None = None):
         self.config = config or Config()
         self.embedder = embedder or Embedder(self.config)
-        self.persona: Persona = load_persona(self.config.persona_path)
+        self._persona: Persona = load_persona(self.config.persona_path)
         self.refusal_model = RefusalModel.bundled()
         self._retriever: Retriever | None = None
         self._english_words: StringTable | None = None
         self._artist: tuple[Retriever, Artist | None] | None = None
         self._update_lock = threading.Lock()
+
+    @property
+    def persona(self) -> Persona:
+        """The bot's name and voice, from ``seeds/persona.toml``."""
+        return self._persona
+
+    @persona.setter
+    def persona(self, persona: Persona) -> None:
+        # A new persona may name another artist: who "she" is is worked out again.
+        self._persona = persona
+        retriever = self._retriever
+        if retriever is not None:
+            self._artist = (retriever, self._artist_of(retriever))
 
     # -- the index -------------------------------------------------------
 
@@ -91,7 +104,11 @@ class Bot:
             return None
 
     def _use(self, index: LoadedIndex) -> None:
-        self._retriever = Retriever(index, self.embedder, self.config)
+        retriever = Retriever(index, self.embedder, self.config)
+        # Who "she" is comes from the documents (up to a few thousand of them read): worked out
+        # here, as the index is taken up, rather than on the next fan's question.
+        self._artist = (retriever, self._artist_of(retriever))
+        self._retriever = retriever
 
     def use_index(self, index: LoadedIndex) -> None:
         """Answer from ``index`` from now on (one another process built: see ``SeedWatcher.follow_current``)."""
@@ -132,6 +149,13 @@ class Bot:
         return build_query(cleaned, history, spell=spell, artist=self._artist_in(retriever))
 
     def _artist_in(self, retriever: Retriever) -> Artist | None:
+        """Who "she" (or "he") is in the documents of ``retriever`` (see ``_artist_of``)."""
+        cached = self._artist
+        if cached is not None and cached[0] is retriever:
+            return cached[1]
+        return self._artist_of(retriever)  # an index swapped in mid-question: rare, not worth keeping
+
+    def _artist_of(self, retriever: Retriever) -> Artist | None:
         """Who "she" (or "he") is: the persona's artist, else the person the seeds are about.
 
         The artist is called by the word of their name the seeds use most.
@@ -139,9 +163,6 @@ class Bot:
         "she" as a stranger would only mislead the search), or when no one
         person is what the seeds are about (a band is "they").
         """
-        cached = self._artist
-        if cached is not None and cached[0] is retriever:
-            return cached[1]
         if self.persona.artist_name != Persona.artist_name:
             name, pronoun = self.persona.artist_name, None
         else:
@@ -163,7 +184,6 @@ class Bot:
             artist = Artist(
                 called=called, name_words=frozenset(w for n in name_words for w in words(n)), pronoun=pronoun
             )
-        self._artist = (retriever, artist)
         return artist
 
     def judge(self, question: str, history: list[dict] | None = None) -> Judgement:

@@ -107,3 +107,14 @@ def test_without_a_persona_where_is_she_from_finds_where_she_is_from(bots):
     mira, akira = bots
     assert "Sapporo" in mira.answer("where is she from").text
     assert "Osaka" in akira.answer("where is he from").text
+
+
+def test_a_new_persona_naming_someone_else_changes_who_she_is(tmp_path, embedder):
+    from bot.persona import Persona
+
+    bot = built_bot(tmp_path, embedder, {"mira.txt": " ".join(MIRA)})
+    assert bot.read("Where is she from?").question == "Where is Mira from?"
+    bot.persona = Persona(artist_name="Someone Else")  # as bot serve does when persona.toml is edited
+    assert bot.read("Where is she from?").question == "Where is she from?"
+    bot.persona = Persona(artist_name="Mira Sato")
+    assert bot.read("Where is she from?").question == "Where is Mira from?"
