@@ -34,18 +34,14 @@ from .lexical import LexicalIndex
 from .load import IndexUnavailable, LoadedIndex, load_index, stale_files
 from .manifest import (
     ARTIFACTS,
-    EXACT_INDEX,
-    HNSW_EF_CONSTRUCTION,
-    HNSW_M,
     artifact_checksums,
     current_generation,
     index_entry,
     index_type_for,
     settings_of,
-    spread_sample_rows,
     vector_dtype,
 )
-from .stream import VectorSink, vector_blocks, write_chunks_of, write_lexical
+from .stream import VectorSink, empty_faiss_index, vector_blocks, write_chunks_of, write_lexical
 
 #: Log lines say "bot.index", the package, whichever of its modules writes them.
 log = logging.getLogger("bot.index")
@@ -258,11 +254,8 @@ def _check_space(index_dir: Path, chunks: int, dimension: int) -> None:
 
 def faiss_index_for(vectors: np.ndarray, kind: str) -> faiss.Index:
     """A new FAISS index of ``kind`` over ``vectors`` (float32, unit length)."""
-    if kind == EXACT_INDEX:
-        index = faiss.IndexFlatIP(vectors.shape[1])
-    else:
-        index = faiss.IndexHNSWSQ(vectors.shape[1], faiss.ScalarQuantizer.QT_8bit, HNSW_M, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+    index = empty_faiss_index(kind, vectors.shape[1])
+    if not index.is_trained:
         index.train(vectors)
     index.add(vectors)
     return index
@@ -281,11 +274,17 @@ def write_generation(
     ``manifest`` holds the settings, ``dimension`` and ``files``; the index
     type, vector precision, chunk count and the checksums are added here.
     The index type follows the size (``Config.exact_index_max_chunks``).
-    (Builds write theirs a block at a time instead: see :func:`update_index`.)
+    The files are those a build writes a block at a time (see :func:`update_index`),
+    through the same :class:`VectorSink`, given every vector at once.
     """
     with _new_generation(index_dir) as generation:
         kind = index_type_for(len(chunks), config)
-        _write_artifacts(generation, chunks, vectors, context_vectors, kind)
+        write_chunks(generation, chunks)
+        sink = VectorSink(generation, len(chunks), vectors.shape[1], kind)
+        sink.append(np.ascontiguousarray(vectors, np.float32), np.ascontiguousarray(context_vectors, np.float32))
+        sink.finish(max(EMBED_BLOCK // 2, 1))
+        arrays, meta = LexicalIndex.arrays_for(chunks)
+        write_arrays(generation / "lexical.bin", arrays, meta)
         _finish_generation(generation, index_dir, manifest, len(chunks), kind, config)
     return generation
 
@@ -323,26 +322,6 @@ def _finish_generation(generation: Path, index_dir: Path, manifest: dict, rows: 
         fsync(generation / name)
     fsync(generation)
     _make_live(index_dir, generation)
-
-
-def _write_artifacts(
-    generation: Path, chunks: Sequence[Chunk], vectors: np.ndarray, context_vectors: np.ndarray, kind: str
-) -> None:
-    """Write every file of ``ARTIFACTS`` into ``generation``, the vectors stored as ``kind`` needs."""
-    write_chunks(generation, chunks)
-    dtype = vector_dtype(kind)
-    stored = np.asarray(vectors).astype(dtype, copy=False)
-    stored_context = np.asarray(context_vectors).astype(dtype, copy=False)
-    np.save(generation / "vectors.npy", stored)
-    np.save(generation / "context.npy", stored_context)
-    rows = spread_sample_rows(len(chunks))
-    np.save(generation / "spread-sample.npy", np.stack([stored[rows], stored_context[rows]]).astype(np.float32))
-    del stored, stored_context
-    searchable = faiss_index_for(np.ascontiguousarray(vectors, dtype=np.float32), kind)
-    faiss.write_index(searchable, str(generation / "index.faiss"))
-    del searchable
-    arrays, meta = LexicalIndex.arrays_for(chunks)
-    write_arrays(generation / "lexical.bin", arrays, meta)
 
 
 def _make_live(index_dir: Path, generation: Path) -> None:

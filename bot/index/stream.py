@@ -164,6 +164,15 @@ def _float32(rows) -> np.ndarray:
     return np.ascontiguousarray(rows, dtype=np.float32)
 
 
+def empty_faiss_index(kind: str, dimension: int) -> faiss.Index:
+    """An empty FAISS index of ``kind``: exact inner product, or HNSW over 8-bit codes (to be trained)."""
+    if kind == EXACT_INDEX:
+        return faiss.IndexFlatIP(dimension)
+    index = faiss.IndexHNSWSQ(dimension, faiss.ScalarQuantizer.QT_8bit, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+    index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+    return index
+
+
 class VectorSink:
     """Where a build's vectors go, a block at a time: the two vector files, the spread sample, FAISS."""
 
@@ -174,7 +183,7 @@ class VectorSink:
         self._context = RowWriter(generation / "context.npy", rows, dimension, self.dtype)
         self._sample_rows = spread_sample_rows(rows)
         self._sample = np.zeros((2, len(self._sample_rows), dimension), np.float32)
-        self._faiss = faiss.IndexFlatIP(dimension) if kind == EXACT_INDEX else None
+        self._faiss = empty_faiss_index(kind, dimension) if kind == EXACT_INDEX else None
         # The approximate index's 8-bit quantiser is trained on each dimension's
         # range, so the range of every vector is all it needs to see.
         self._low = np.full(dimension, np.inf, np.float32)
@@ -206,9 +215,7 @@ class VectorSink:
 
     def _approximate_index(self, block: int) -> faiss.Index:
         """HNSW over 8-bit codes, trained on the range of every vector, filled from the stored vectors."""
-        dimension = len(self._low)
-        index = faiss.IndexHNSWSQ(dimension, faiss.ScalarQuantizer.QT_8bit, HNSW_M, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+        index = empty_faiss_index(self.kind, len(self._low))
         index.train(np.stack([self._low, self._high]))
         stored = RowFile(self.generation / "vectors.npy")
         for start in range(0, self.rows, block):
