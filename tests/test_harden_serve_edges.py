@@ -51,6 +51,10 @@ def test_bot_serve_listens_on_an_ipv6_address(tmp_path):
                 break
             except httpx.HTTPError:
                 time.sleep(0.5)
+        # The server answers a moment before it logs its address: stopping it in between
+        # would interrupt the start-up, not test it.
+        while time.monotonic() < deadline and process.poll() is None and "Ready to chat" not in log_path.read_text():
+            time.sleep(0.2)
     finally:
         process.terminate()
         process.wait(20)
