@@ -14,7 +14,6 @@ from .index import (
     BuildReport,
     IndexUnavailable,
     LoadedIndex,
-    StringTable,
     load_index,
     settings_of,
     stale_files,
@@ -26,7 +25,7 @@ from .language import foreign_language
 from .persona import Persona, load_persona
 from .query import Artist, Query, build_query, clean_question, is_arithmetic, words
 from .retrieve import Passage, Retriever
-from .spelling import correct_typos, load_english_words
+from .spelling import EnglishWords, correct_typos, load_english_words
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +45,7 @@ class Bot:
         self._persona: Persona = load_persona(self.config.persona_path)
         self.refusal_model = RefusalModel.bundled()
         self._retriever: Retriever | None = None
-        self._english_words: StringTable | None = None
+        self._english_words: EnglishWords | None = None
         self._artist: tuple[Retriever, Artist | None] | None = None
         self._update_lock = threading.Lock()
 
@@ -144,7 +143,7 @@ class Bot:
         known = retriever.words
 
         def spell(text: str) -> str:
-            return correct_typos(text, known, self._is_english)
+            return correct_typos(text, known, self._is_english, self._english_count)
 
         return build_query(cleaned, history, spell=spell, artist=self._artist_in(retriever))
 
@@ -191,11 +190,19 @@ class Bot:
         retriever = self.retriever
         return judge(self._query(clean_question(question), history, retriever), retriever, self.refusal_model)
 
-    def _is_english(self, word: str) -> bool:
-        """Whether ``word`` (lower case) is an English word; the word list loads on first use."""
+    def _english(self) -> EnglishWords:
+        """The English word list, loaded on first use."""
         if self._english_words is None:
             self._english_words = load_english_words()
-        return word in self._english_words
+        return self._english_words
+
+    def _is_english(self, word: str) -> bool:
+        """Whether ``word`` (lower case) is an English word."""
+        return word in self._english()
+
+    def _english_count(self, word: str) -> int:
+        """How common the English word ``word`` (lower case) is; 0 for no English word."""
+        return self._english().count(word)
 
     def answer(self, question: str, history: list[dict] | None = None) -> Answer:
         """Answer a fan's question from the seeds, or refuse in the persona's voice.

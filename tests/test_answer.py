@@ -251,16 +251,19 @@ def test_misspelt_seed_words_get_the_same_answer(sezim_bot, typed, meant):
 
 
 @pytest.mark.parametrize(
-    "question, word",
+    "question, word, read_as",
     [
-        ("Is Sezim maried?", "maried"),
-        ("Does she play the pianno?", "pianno"),
-        ("What did she love about jazz?", "love"),
+        # Not seed words: mended to the English word meant, which the seeds do not use either.
+        ("Is Sezim maried?", "maried", "married"),
+        ("Does she play the pianno?", "pianno", "piano"),
+        ("What did she love about jazz?", "love", "love"),  # an English word: left alone ("live" is in the seeds)
     ],
 )
-def test_mending_typos_never_turns_a_word_into_a_seed_word_it_is_not(sezim_bot, question, word):
-    read = sezim_bot.read(question).question
-    assert word in read.split() or f"{word}?" in read.split()
+def test_mending_typos_never_turns_a_word_into_a_seed_word_it_is_not(sezim_bot, question, word, read_as):
+    read = sezim_bot.read(question).question.rstrip("?").split()
+    assert read_as in read
+    if word != read_as:
+        assert word not in read and read_as not in sezim_bot.retriever.words
 
 
 def test_a_question_naming_the_kind_of_answer_is_answered(sezim_bot):

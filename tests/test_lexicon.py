@@ -97,7 +97,12 @@ def mira_bot(tmp_path_factory, embedder):
 
 @pytest.mark.parametrize(
     "question, answer",
-    [("is she famous?", "celebrated across Europe"), ("where does she reside", "lives in Berlin")],
+    [
+        ("is she famous?", "celebrated across Europe"),
+        ("where does she reside", "lives in Berlin"),
+        # Misspelt, and a word the documents never use: mended to "famous" first.
+        ("is she famus?", "celebrated across Europe"),
+    ],
 )
 def test_a_fans_word_the_documents_never_use_finds_the_documents_word(mira_bot, question, answer):
     reply = mira_bot.answer(question)

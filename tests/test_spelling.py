@@ -5,7 +5,15 @@ from __future__ import annotations
 import pytest
 
 from bot.query import build_query
-from bot.spelling import MAX_TYPO_LETTERS, MAX_TYPO_WORDS, MIN_TYPO_LETTERS, correct_typos, load_english_words
+from bot.spelling import (
+    ENGLISH_LEAD,
+    ENGLISH_MIN_COUNT,
+    MAX_TYPO_LETTERS,
+    MAX_TYPO_WORDS,
+    MIN_TYPO_LETTERS,
+    correct_typos,
+    load_english_words,
+)
 
 SEED_WORDS = {"sezim", "dombra", "album", "taught", "thought", "live", "liszt", "was", "studying"}
 ENGLISH = {"love", "likely", "help", "study", "where", "what", "from", "called", "does", "play", "piano"}
@@ -62,3 +70,34 @@ def test_the_english_word_list_knows_words_and_not_typos():
     assert "sezm" not in english and "dombro" not in english
     # Words shorter than the shortest typo looked at are not kept: they are never asked about.
     assert len("the") < MIN_TYPO_LETTERS and "the" not in english
+
+
+# Counts in an English corpus, for words of the tests' own (0: no English word).
+COUNTS = {"famous": 80_000, "concerts": 2_000, "converts": 1_400, "karat": 300, "album": 12_000, "fist": 11_000,
+          "first": 1_500_000}
+
+
+@pytest.mark.parametrize(
+    "typed, meant",
+    [
+        ("is she famus?", "is she famous?"),  # no seed word near: the far commoner English word
+        ("her frist song", "her first song"),  # "first" is over ENGLISH_LEAD times as common as "fist"
+        ("what albm", "what album"),  # a seed word near is taken first, as before
+        ("at her conserts", "at her conserts"),  # concerts or converts: too close to call
+        ("who is kairat", "who is kairat"),  # "karat" is too rare to be what a fan meant
+        ("is she famous?", "is she famous?"),
+    ],
+)
+def test_a_typo_no_seed_word_is_near_becomes_the_clearly_meant_english_word(typed, meant):
+    english = ENGLISH | set(COUNTS)
+    assert correct_typos(typed, SEED_WORDS, english.__contains__, lambda w: COUNTS.get(w, 0)) == meant
+    assert COUNTS["first"] >= ENGLISH_LEAD * COUNTS["fist"] and COUNTS["karat"] < ENGLISH_MIN_COUNT
+
+
+def test_the_english_word_list_counts_how_common_a_word_is():
+    english = load_english_words()
+    assert english.count("famous") > ENGLISH_LEAD * english.count("favus") > 0
+    assert english.count("famus") == 0 and english.count("the") == 0
+    assert correct_typos("is she famus, wats her frist albun", set(), english.__contains__, english.count) == (
+        "is she famous, wats her first album"
+    )
