@@ -135,6 +135,7 @@ def test_a_query_reads_she_as_the_artist_in_the_question_and_the_one_it_follows(
     "typed, plain",
     [
         ("wat kind of music does she make", "what kind of music does she make"),
+        ("wen does the tour start", "when does the tour start"),
         ("wher does she get ideas for her songs", "where does she get ideas for her songs"),
         ("has she forgotten where shes from", "has she forgotten where she's from"),
         ("whats her first album called", "what's her first album called"),
