@@ -23,7 +23,7 @@ from bm25s.stopwords import STOPWORDS_EN
 from .config import Config
 from .embed import Embedder
 from .index import APPROXIMATE_INDEX, LoadedIndex, lexical_tokens
-from .lexicon import load_related_words, related_words
+from .lexicon import related_words
 from .query import QUESTION_STOPWORDS, Query, build_query, clean_question, offers, words
 from .wordforms import load_word_forms, other_forms
 
@@ -156,7 +156,8 @@ class Retriever:
         self._recent_lock = threading.Lock()
         self._search_params = None
         load_word_forms()  # once per process, so that no fan's question waits for it
-        load_related_words()
+        # WordNet's table is read on the first word the seeds never use (``bot serve`` reads it
+        # while starting): a one-shot ``bot ask`` whose words the seeds all use never needs it.
         if index.index_type == APPROXIMATE_INDEX:
             self._search_params = faiss.SearchParametersHNSW(efSearch=max(config.hnsw_ef_search, config.candidates))
 

@@ -112,3 +112,16 @@ def test_a_fans_word_the_documents_never_use_finds_the_documents_word(mira_bot, 
 def test_related_words_do_not_make_a_question_the_documents_cannot_answer_answerable(mira_bot):
     for question in ("is she married?", "does she have kids", "what is her favourite food"):
         assert mira_bot.answer(question).kind == "refusal", question
+
+
+def test_the_table_is_read_on_the_first_word_the_documents_never_use(mira_bot):
+    from bot import Bot
+    from bot.lexicon import _table
+
+    _table.cache_clear()  # a test before may have read it in this process
+    related_words.cache_clear()
+    fresh = Bot(mira_bot.config)  # loads the index and the model, as `bot ask` does
+    assert fresh.answer("where does she live now").kind == "answer"  # every word is the documents'
+    assert _table.cache_info().currsize == 0
+    assert fresh.answer("where does she dwell").kind in {"answer", "refusal"}
+    assert _table.cache_info().currsize == 1

@@ -19,6 +19,7 @@ from ..config import Config
 from ..core import Bot
 from ..feedback.store import DEFAULT_KEEP_DAYS, QuestionLog
 from ..index import IndexUnavailable, load_index, settings_of
+from ..lexicon import load_related_words
 from .guard import LOOPBACK, ServeError, launch_settings
 from .ratelimit import DEFAULT_RATE_LIMIT, RateLimiter
 from .watch import IndexStatus, SeedWatcher, check_index_is_current
@@ -98,6 +99,7 @@ def _start_bot(config: Config) -> tuple[Bot, IndexStatus, SeedWatcher]:
         bot.ensure_index()  # nothing to answer from yet: build it first
         update_first = False
     bot.retrieve("warm up", k=1)  # load the model now, not on the first fan's question
+    load_related_words()  # and WordNet's table, read on the first word the seeds never use
     status = IndexStatus()
     watcher = SeedWatcher(bot, status)
     if not update_first:
