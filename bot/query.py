@@ -326,6 +326,34 @@ class Query:
         return artist_as_pronoun(text, self.artist) if self.artist is not None and self.artist.name_words else text
 
 
+# "Tell me about her", "what do you know about them", "what's her story", "Sezim?":
+# once the polite frame is off, nothing is left but the artist (or the band) and
+# perhaps a word for her story as a whole. Searched as it stands, her name finds
+# whichever sentence names her ("Sezim's debut album..."); what a fan wants is
+# who she is, so it is asked that way.
+_SUBJECT_WORDS = frozenset(
+    "she her hers herself he him his himself they them their themselves "
+    "band group artist singer musician duo".split()
+)
+_OVERVIEW_WORDS = frozenset(
+    "who what is was are s the a an this about more story bio biography background life introduce introduction "
+    "overview".split()
+)
+
+
+def overview_of(question: str, artist: Artist | None) -> str | None:
+    """"Who is <artist>?" (or "Who are they?") for a question asking about her as a whole; else None."""
+    found = [w.lower() for w in _WORD.findall(question)]
+    names = artist.name_words if artist is not None else frozenset()
+    if not any(w in _SUBJECT_WORDS or w in names for w in found):
+        return None
+    if not all(w in _SUBJECT_WORDS or w in names or w in _OVERVIEW_WORDS or w == "s" for w in found):
+        return None
+    if artist is not None and artist.called:
+        return f"Who is {artist.called}?"
+    return "Who are they?"
+
+
 def build_query(
     question: str,
     history: list[dict] | None = None,
@@ -345,6 +373,9 @@ def build_query(
     if spell is not None:
         question = spell(question)
         previous = spell(previous) if previous else previous
+    overview = overview_of(question, artist)
+    if overview is not None:
+        question, previous = overview, None
     follow_up_of = previous if previous and _is_follow_up(question) else None
     if artist is not None:
         # Every mention of her, by pronoun or by any part of her name, in one form.

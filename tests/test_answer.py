@@ -230,6 +230,13 @@ def test_a_politely_framed_question_gets_the_plain_answer(sezim_bot, frame, ques
     assert [p.start for p in framed.citations] == [p.start for p in plain.citations]
 
 
+@pytest.mark.parametrize("question", ["tell me about her", "what do you know about her", "her story?", "Sezim?"])
+def test_a_fan_asking_about_her_as_a_whole_is_told_who_she_is(sezim_bot, question):
+    # Not whichever sentence names her first ("Sezim's debut album...").
+    reply = sezim_bot.answer(question)
+    assert reply.citations[0].text == "Sezim Baktybekova was a talented young singer from rural Kazakhstan."
+
+
 @pytest.mark.parametrize("question", ["Who is Sezim?", "who is sezim"])
 def test_question_words_are_not_search_terms(sezim_bot, question):
     # "who" is in "listeners ... who were captivated"; the question is about her.

@@ -198,7 +198,7 @@ def test_chopin_eval_is_consistent_and_grounded(tmp_path, embedder):
 #: Accuracy may move by a question or two across CPUs (near-ties), hence the
 #: small tolerance; the targets themselves are hard floors.
 RESULTS_TABLE = {
-    "chopin": {"answerable_accuracy": 0.803, "off_topic_refusal_rate": 1.000, "false_refusal_rate": 0.037},
+    "chopin": {"answerable_accuracy": 0.803, "off_topic_refusal_rate": 1.000, "false_refusal_rate": 0.036},
     "zelda": {
         "answerable_accuracy": 0.757, "off_topic_refusal_rate": 1.000, "false_refusal_rate": 0.042,
         "unanswerable_refusal_rate": 0.169,

@@ -11,6 +11,7 @@ from bot.query import (
     clean_question,
     is_arithmetic,
     normalize_question,
+    overview_of,
     plain_spelling,
     refer_to_artist,
     strip_request_frame,
@@ -164,3 +165,32 @@ def test_chat_spellings_are_written_out(typed, plain):
 )
 def test_a_sum_is_recognised_as_a_sum(question, sum_):
     assert is_arithmetic(question) is sum_
+
+
+SEZIM = Artist(called="Sezim", name_words=frozenset({"sezim", "baktybekova"}))
+
+
+@pytest.mark.parametrize(
+    "fan, artist, overview",
+    [
+        ("tell me about her", SEZIM, "Who is Sezim?"),
+        ("what do you know about sezim baktybekova", SEZIM, "Who is Sezim?"),
+        ("what's her story?", SEZIM, "Who is Sezim?"),
+        ("SEZIM!!!", SEZIM, "Who is Sezim?"),
+        ("tell me about the band", None, "Who are they?"),
+        # A topic of hers is a question of its own; a question naming no one is not about her.
+        ("tell me about her childhood", SEZIM, None),
+        ("what about her debut album?", SEZIM, None),
+        ("tell me about the weather", SEZIM, None),
+        ("what is it", SEZIM, None),
+    ],
+)
+def test_a_question_about_the_artist_as_a_whole_asks_who_she_is(fan, artist, overview):
+    question = clean_question(fan)
+    # After a question about her album, "tell me about her" is about her, not a follow-up on the album.
+    query = build_query(question, [{"role": "user", "content": "What is her debut album called?"}], artist=artist)
+    assert overview_of(question, artist) == overview
+    if overview is not None:
+        assert query.question == overview and query.follow_up_of is None
+    else:
+        assert not query.question.startswith("Who ")
