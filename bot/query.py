@@ -249,7 +249,7 @@ _HIS = re.compile(r"\bhis\b", re.I)
 _NOT_A_NOUN = frozenset(
     "to the a an and or but in on at of for with from about by as into up out over after before than so "
     "anything something anyone everything more most all again too very now back there then when while "
-    "if that this is was".split()
+    "if that this is was well much enough anymore tho though today tonight yet ever".split()
 )
 
 

@@ -116,6 +116,7 @@ ARTIST = Artist(called="Sezim", name_words=frozenset({"sezim", "baktybekova"}))
         ("who got her into music", "who got Sezim into music"),
         ("Who taught her?", "Who taught Sezim?"),
         ("is this album hers", "is this album Sezim's"),
+        ("did they pay her well", "did they pay Sezim well"),  # "her" before an adverb is no possessive
         ("Where did Shelly study?", "Where did Shelly study?"),
     ],
 )
@@ -167,22 +168,20 @@ def test_a_sum_is_recognised_as_a_sum(question, sum_):
     assert is_arithmetic(question) is sum_
 
 
-SEZIM = Artist(called="Sezim", name_words=frozenset({"sezim", "baktybekova"}))
-
 
 @pytest.mark.parametrize(
     "fan, artist, overview",
     [
-        ("tell me about her", SEZIM, "Who is Sezim?"),
-        ("what do you know about sezim baktybekova", SEZIM, "Who is Sezim?"),
-        ("what's her story?", SEZIM, "Who is Sezim?"),
-        ("SEZIM!!!", SEZIM, "Who is Sezim?"),
+        ("tell me about her", ARTIST, "Who is Sezim?"),
+        ("what do you know about sezim baktybekova", ARTIST, "Who is Sezim?"),
+        ("what's her story?", ARTIST, "Who is Sezim?"),
+        ("SEZIM!!!", ARTIST, "Who is Sezim?"),
         ("tell me about the band", None, "Who are they?"),
         # A topic of hers is a question of its own; a question naming no one is not about her.
-        ("tell me about her childhood", SEZIM, None),
-        ("what about her debut album?", SEZIM, None),
-        ("tell me about the weather", SEZIM, None),
-        ("what is it", SEZIM, None),
+        ("tell me about her childhood", ARTIST, None),
+        ("what about her debut album?", ARTIST, None),
+        ("tell me about the weather", ARTIST, None),
+        ("what is it", ARTIST, None),
     ],
 )
 def test_a_question_about_the_artist_as_a_whole_asks_who_she_is(fan, artist, overview):
