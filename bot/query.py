@@ -331,27 +331,32 @@ class Query:
 # perhaps a word for her story as a whole. Searched as it stands, her name finds
 # whichever sentence names her ("Sezim's debut album..."); what a fan wants is
 # who she is, so it is asked that way.
-_SUBJECT_WORDS = frozenset(
-    "she her hers herself he him his himself they them their themselves "
-    "band group artist singer musician duo".split()
-)
+_SUBJECT_NOUNS = frozenset("band group duo artist singer musician".split())
+_THEY = frozenset("they them their themselves".split())
+_EVERY_FORM = {"she": frozenset("she her hers herself".split()), "he": frozenset("he him his himself".split())}
 _OVERVIEW_WORDS = frozenset(
     "who what is was are s the a an this about more story bio biography background life introduce introduction "
     "overview".split()
 )
 
 
-def overview_of(question: str, artist: Artist | None) -> str | None:
-    """"Who is <artist>?" (or "Who are they?") for a question asking about her as a whole; else None."""
+def overview_of(question: str, artist: Artist | None, follows_a_question: bool = False) -> str | None:
+    """"Who is <artist>?" (or "Who are they?") for a question asking about her as a whole; else None.
+
+    "She" and "her" are the artist, as everywhere in a bot about one artist;
+    without an artist (a band), "they" are the band only when nothing was asked
+    before ("Who are they?" after "Who mixed the album?" leans on that question).
+    """
     found = [w.lower() for w in _WORD.findall(question)]
-    names = artist.name_words if artist is not None else frozenset()
-    if not any(w in _SUBJECT_WORDS or w in names for w in found):
+    if artist is not None:
+        subject, pronouns = artist.name_words | _SUBJECT_NOUNS, _EVERY_FORM[artist.pronoun]
+    else:
+        subject, pronouns = _SUBJECT_NOUNS, (frozenset() if follows_a_question else _THEY)
+    if not any(w in subject or w in pronouns for w in found):
         return None
-    if not all(w in _SUBJECT_WORDS or w in names or w in _OVERVIEW_WORDS or w == "s" for w in found):
+    if not all(w in subject or w in pronouns or w in _OVERVIEW_WORDS for w in found):
         return None
-    if artist is not None and artist.called:
-        return f"Who is {artist.called}?"
-    return "Who are they?"
+    return f"Who is {artist.called}?" if artist is not None and artist.called else "Who are they?"
 
 
 def build_query(
@@ -373,7 +378,7 @@ def build_query(
     if spell is not None:
         question = spell(question)
         previous = spell(previous) if previous else previous
-    overview = overview_of(question, artist)
+    overview = overview_of(question, artist, follows_a_question=previous is not None)
     if overview is not None:
         question, previous = overview, None
     follow_up_of = previous if previous and _is_follow_up(question) else None

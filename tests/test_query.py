@@ -177,6 +177,8 @@ def test_a_sum_is_recognised_as_a_sum(question, sum_):
         ("what's her story?", ARTIST, "Who is Sezim?"),
         ("SEZIM!!!", ARTIST, "Who is Sezim?"),
         ("tell me about the band", None, "Who are they?"),
+        ("who are they?", None, None),  # after a question: "they" may be whoever it named
+        ("who is he", ARTIST, None),  # not her: someone the chat named
         # A topic of hers is a question of its own; a question naming no one is not about her.
         ("tell me about her childhood", ARTIST, None),
         ("what about her debut album?", ARTIST, None),
@@ -188,8 +190,14 @@ def test_a_question_about_the_artist_as_a_whole_asks_who_she_is(fan, artist, ove
     question = clean_question(fan)
     # After a question about her album, "tell me about her" is about her, not a follow-up on the album.
     query = build_query(question, [{"role": "user", "content": "What is her debut album called?"}], artist=artist)
-    assert overview_of(question, artist) == overview
+    assert overview_of(question, artist, follows_a_question=True) == overview
     if overview is not None:
         assert query.question == overview and query.follow_up_of is None
     else:
         assert not query.question.startswith("Who ")
+
+
+def test_they_are_the_band_when_nothing_was_asked_before():
+    assert build_query(clean_question("who are they?")).question == "Who are they?"
+    assert overview_of(clean_question("what do you know about them"), None) == "Who are they?"
+    assert overview_of(clean_question("what do you know about them"), None, follows_a_question=True) is None
