@@ -174,8 +174,8 @@ class Config:
     batch_size: int = 64
     #: Up to this many chunks the index is exact (FAISS ``IndexFlatIP``); above
     #: it, approximate (HNSW over 8-bit scalar-quantised vectors, float16
-    #: vectors for re-scoring). Exact search costs ~7 ms a question at 100k
-    #: chunks, ~60 ms at 1M; see ``bot/index.py`` for why 100k.
+    #: vectors for re-scoring). Exact search reads every vector for each
+    #: question; the README's "Speed and scale" has what that costs at 100k and 1M.
     exact_index_max_chunks: int = 100_000
     #: Breadth of the approximate (HNSW) search; higher is slower and closer
     #: to exact (recall@10 0.967 at 1M chunks with 768, ~3 ms a search; see ``bot bench``).
