@@ -230,6 +230,10 @@ class Retriever:
             both = weight * vector + (1.0 - weight) * self._vector(plain)
             vector = both / max(float(np.linalg.norm(both)), 1e-12)
         n = min(self.config.candidates, len(self.index))
+        # One question is one search, and FAISS's OpenMP threads for it only contend with
+        # each other and with the model's on a small machine (README: "Speed and scale");
+        # fans asked at once are answered in parallel threads anyway. Per calling thread.
+        faiss.omp_set_num_threads(1)
         if self._search_params is None:
             _, dense_rows = self.index.faiss_index.search(vector[None, :], n)
         else:

@@ -247,3 +247,22 @@ def test_chunks_vocabulary_and_words_are_read_on_demand(seeds_dir, index_dir, em
     assert [term.stem for term in retriever.unknown_terms("dombra zanzibar")[0]] == ["zanzibar"]
 
 
+
+
+def test_a_search_runs_on_one_faiss_thread_in_the_asking_thread_only(sezim_bot):
+    """One question's search gains nothing from OpenMP threads on a small machine (README: "Speed and
+    scale"); the setting is the asking thread's, so a build in another thread keeps its threads."""
+    import threading
+
+    here = faiss.omp_get_max_threads()
+    seen = []
+
+    def ask():
+        sezim_bot.retrieve(DOMBRA)
+        seen.append(faiss.omp_get_max_threads())
+
+    worker = threading.Thread(target=ask)
+    worker.start()
+    worker.join()
+    assert seen == [1]
+    assert faiss.omp_get_max_threads() == here
