@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import faiss
@@ -230,14 +231,11 @@ class Retriever:
             both = weight * vector + (1.0 - weight) * self._vector(plain)
             vector = both / max(float(np.linalg.norm(both)), 1e-12)
         n = min(self.config.candidates, len(self.index))
-        # One question is one search, and FAISS's OpenMP threads for it only contend with
-        # each other and with the model's on a small machine (README: "Speed and scale");
-        # fans asked at once are answered in parallel threads anyway. Per calling thread.
-        faiss.omp_set_num_threads(1)
-        if self._search_params is None:
-            _, dense_rows = self.index.faiss_index.search(vector[None, :], n)
-        else:
-            _, dense_rows = self.index.faiss_index.search(vector[None, :], n, params=self._search_params)
+        with one_faiss_thread():
+            if self._search_params is None:
+                _, dense_rows = self.index.faiss_index.search(vector[None, :], n)
+            else:
+                _, dense_rows = self.index.faiss_index.search(vector[None, :], n, params=self._search_params)
         terms = self.question_terms(text, leave_out)
         if terms:
             stems = [t.stem for t in terms]
@@ -362,6 +360,24 @@ class Retriever:
         if not any(ch.isalnum() for ch in query.question):
             return []
         return [self.passage(c) for c in self.candidates(query)[:k]]
+
+
+@contextmanager
+def one_faiss_thread():
+    """FAISS on one OpenMP thread inside the block, in the calling thread only.
+
+    One question is one search, and FAISS's threads for it only contend with
+    each other and with the model's on a small machine (README: "Speed and
+    scale"); fans asking at once are answered in parallel threads anyway. The
+    thread's own setting comes back afterwards, so a build it runs later
+    (HNSW, above ``Config.exact_index_max_chunks``) keeps its threads.
+    """
+    threads = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(threads)
 
 
 def _top_rows(scores: np.ndarray, n: int) -> np.ndarray:

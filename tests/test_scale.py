@@ -249,20 +249,14 @@ def test_chunks_vocabulary_and_words_are_read_on_demand(seeds_dir, index_dir, em
 
 
 
-def test_a_search_runs_on_one_faiss_thread_in_the_asking_thread_only(sezim_bot):
+def test_a_search_runs_on_one_faiss_thread_and_leaves_the_threads_setting_as_it_was(sezim_bot):
     """One question's search gains nothing from OpenMP threads on a small machine (README: "Speed and
-    scale"); the setting is the asking thread's, so a build in another thread keeps its threads."""
-    import threading
+    scale"); afterwards the thread's setting is back, so a build it runs later keeps its threads."""
+    from bot.retrieve import one_faiss_thread
 
     here = faiss.omp_get_max_threads()
-    seen = []
-
-    def ask():
-        sezim_bot.retrieve(DOMBRA)
-        seen.append(faiss.omp_get_max_threads())
-
-    worker = threading.Thread(target=ask)
-    worker.start()
-    worker.join()
-    assert seen == [1]
+    with one_faiss_thread():
+        assert faiss.omp_get_max_threads() == 1
+    assert faiss.omp_get_max_threads() == here
+    sezim_bot.retrieve(DOMBRA)
     assert faiss.omp_get_max_threads() == here
