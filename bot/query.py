@@ -304,7 +304,7 @@ class Query:
     """A question ready for retrieval."""
 
     #: The question as the bot reads it: normalised, typos mended, "she" and
-    #: "her" read as the artist.
+    #: "her" read as the artist ("Who is <artist>?" for a question about her as a whole).
     question: str
     #: The fan's previous question when this one is a follow-up that leans
     #: on it ("Was it successful?"); it is searched for too, with less weight.
@@ -370,7 +370,9 @@ def build_query(
     A follow-up such as "Was it successful?" names nothing the seeds can be
     searched for, so the fan's previous question is searched along with it.
     ``spell``, when given, mends typos in both (see :func:`bot.spelling.correct_typos`);
-    with ``artist``, "she" and "her" in both are read as her.
+    with ``artist``, "she" and "her" in both are read as her. A question about her
+    as a whole ("Tell me about her") is asked as "Who is <artist>?" and leans on
+    nothing before it (see :func:`overview_of`).
     """
     question = plain_spelling(question)
     previous = _last_user_message(history)
